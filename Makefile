@@ -1,0 +1,36 @@
+# mmvit_plugins — every target uses the environment that `make install` sets up.
+# VENV=.venv (default): a virtualenv in the repository root.
+# VENV=none: the Python on PATH as it is (an existing OpenMMLab environment).
+VENV ?= .venv
+ifeq ($(VENV),none)
+PY := python
+else
+PY := $(VENV)/bin/python
+endif
+export VENV
+
+PYTEST_ARGS ?=
+
+.PHONY: install test demo benchmark clean help
+
+help:
+	@echo "make install    install the pinned OpenMMLab stack and build our ops (idempotent)"
+	@echo "make test       make install, then the whole test suite"
+	@echo "make demo       the main job on bundled demo data"
+	@echo "make benchmark  compiled ops vs their PyTorch references (table + JSON)"
+
+install:
+	bash tools/install_env.sh
+
+test: install
+	$(PY) -m pytest tests -q -ra $(PYTEST_ARGS)
+
+demo: install
+	@echo "make demo: Mask R-CNN + HRViT-b1 on bundled demo data arrives with the HRViT backbone"
+	@echo "(issue 3). Until then, try the ops: $(PY) tools/analysis/benchmark_ops.py --quick"
+
+benchmark: install
+	$(PY) tools/analysis/benchmark_ops.py
+
+clean:
+	rm -rf build mmvit_plugins/_ext*.so *.egg-info .pytest_cache

@@ -1,0 +1,79 @@
+"""Loads the compiled extension ``mmvit_plugins._ext``.
+
+The package always imports: when the extension is missing (not built, or built against
+another torch) ``HAS_EXT`` is False, one warning says why, and every op runs its pure-PyTorch
+reference instead. The ops live in ``torch.ops.mmvit_plugins``; this module also gives them
+fake (shape-only) kernels so that ``torch.compile`` can trace through them.
+"""
+import warnings
+
+import torch
+
+HAS_EXT = False
+WITH_CUDA = False  # whether the CUDA entry points were compiled in
+ext_error = None
+
+try:
+    from mmvit_plugins import _ext  # noqa: F401  (loading it registers the ops)
+    HAS_EXT = True
+    WITH_CUDA = bool(_ext.with_cuda())
+except (ImportError, OSError) as e:  # OSError: undefined symbols against another torch
+    ext_error = e
+    warnings.warn(
+        'mmvit_plugins: the compiled ops (mmvit_plugins._ext) did not load, so ELSA aggregation '
+        'and neighbourhood attention run their slower pure-PyTorch references. Build them with '
+        '`make install` or `pip install -v -e . --no-build-isolation`. '
+        f'Cause: {type(e).__name__}: {e}',
+        RuntimeWarning,
+        stacklevel=2)
+
+# Whether the compiled kernels exist for a device type. The CUDA entry points are compiled
+# but their kernels are a later milestone, so CUDA tensors use the reference for now.
+_KERNEL_DEVICES = ('cpu', ) if HAS_EXT else ()
+
+
+def use_ext(t: torch.Tensor) -> bool:
+    """Whether the compiled op should run for tensors on ``t``'s device."""
+    return t.device.type in _KERNEL_DEVICES
+
+
+def _empty(like):
+    return like.new_empty((0, ))
+
+
+if HAS_EXT:
+    lib = 'mmvit_plugins::'
+
+    @torch.library.register_fake(lib + 'elsa_aggregate_forward')
+    def _(v, attn, mul_ghost, add_ghost, kernel_size, dilation):
+        return torch.empty_like(v)
+
+    @torch.library.register_fake(lib + 'elsa_aggregate_backward')
+    def _(grad_out, v, attn, mul_ghost, add_ghost, kernel_size, dilation, output_mask):
+        k = kernel_size
+        mul = v.new_empty((v.shape[1], k, k)) if output_mask[2] and mul_ghost is not None \
+            else _empty(v)
+        add = v.new_empty((v.shape[1], k, k)) if output_mask[3] and add_ghost is not None \
+            else _empty(v)
+        return (torch.empty_like(v) if output_mask[0] else _empty(v),
+                torch.empty_like(attn) if output_mask[1] else _empty(v), mul, add)
+
+    @torch.library.register_fake(lib + 'na2d_qk_forward')
+    def _(q, k, rpb, kernel_size, dilation):
+        return q.new_empty((*q.shape[:4], kernel_size * kernel_size))
+
+    @torch.library.register_fake(lib + 'na2d_qk_backward')
+    def _(grad_attn, q, k, kernel_size, dilation, output_mask):
+        n = 2 * kernel_size - 1
+        return (torch.empty_like(q) if output_mask[0] else _empty(q),
+                torch.empty_like(k) if output_mask[1] else _empty(q),
+                q.new_empty((q.shape[3], n, n)) if output_mask[2] else _empty(q))
+
+    @torch.library.register_fake(lib + 'na2d_av_forward')
+    def _(attn, v, kernel_size, dilation):
+        return torch.empty_like(v)
+
+    @torch.library.register_fake(lib + 'na2d_av_backward')
+    def _(grad_out, attn, v, kernel_size, dilation, output_mask):
+        return (torch.empty_like(attn) if output_mask[0] else _empty(v),
+                torch.empty_like(v) if output_mask[1] else _empty(v))

@@ -1,0 +1,336 @@
+"""Benchmark the compiled sliding-window ops against their pure-PyTorch references.
+
+For every case it times forward (under ``torch.inference_mode``) and forward+backward of:
+
+* ``compiled``: our op (``mmvit_plugins.ops``, C++ on the CPU);
+* ``reference``: the eager pure-PyTorch reference (ELSA: ``F.unfold``; NA: gather + einsum);
+* ``reference+compile``: the same reference under ``torch.compile`` (NA cases by default);
+* ``wsa-sdpa`` (NA cases whose map divides into k x k windows): Swin window attention through
+  ``F.scaled_dot_product_attention``, the same-FLOPs dense yardstick.
+
+Times are medians (with p10/p90) over at least ``--min-iters`` iterations and ``--min-time``
+seconds after warm-up. Peak memory is the growth of the process's peak resident set over one
+iteration after warm-up (freed heap returned first with ``malloc_trim``, the high-water mark
+reset through ``/proc/self/clear_refs``); it includes outputs and gradients. Before timing,
+every implementation's output is checked against the reference on the benchmark inputs.
+
+Shapes follow ../shared/BENCHMARKS.md: the CPU targets (ELSA-Swin-T stage 1 at 224:
+B=8, C=96, heads=3, 56x56, k=7; NA: B=2, heads=4, 56x56, d=32, k=7) by default, and with
+``--sweep`` more ELSA-Swin-T stages, kernel sizes, a dilation and a non-square map.
+
+Usage::
+
+    python tools/analysis/benchmark_ops.py [--sweep] [--quick] [--out FILE.json]
+"""
+import argparse
+import ctypes
+import gc
+import json
+import os
+import os.path as osp
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+import mmvit_plugins
+from mmvit_plugins import ops
+
+# ----------------------------------------------------------------------------- cases
+
+TARGETS = [
+    dict(op='elsa', name='ELSA-Swin-T S1@224', B=8, C=96, G=3, H=56, W=56, k=7, dil=1),
+    dict(op='na', name='NA 56x56 h4 d32', B=2, heads=4, H=56, W=56, d=32, k=7, dil=1),
+]
+SWEEP = [
+    dict(op='elsa', name='ELSA-Swin-T S2@224', B=8, C=192, G=6, H=28, W=28, k=7, dil=1),
+    dict(op='elsa', name='ELSA-Swin-T S3@224', B=8, C=384, G=12, H=14, W=14, k=7, dil=1),
+    dict(op='elsa', name='ELSA k7 dil2 60x45', B=2, C=96, G=3, H=60, W=45, k=7, dil=2),
+    *[dict(op='na', name=f'NA 56x56 k{k}', B=2, heads=4, H=56, W=56, d=32, k=k, dil=1)
+      for k in (3, 5, 9, 13)],
+    dict(op='na', name='NA 56x56 k7 dil2', B=2, heads=4, H=56, W=56, d=32, k=7, dil=2),
+    dict(op='na', name='NA 32x64 k7 (non-square)', B=2, heads=4, H=32, W=64, d=32, k=7, dil=1),
+]
+QUICK = [
+    dict(op='elsa', name='ELSA tiny', B=2, C=12, G=3, H=14, W=14, k=7, dil=1),
+    dict(op='na', name='NA tiny', B=1, heads=2, H=14, W=14, d=16, k=7, dil=1),
+]
+
+# ----------------------------------------------------------------------------- memory
+
+_libc = ctypes.CDLL('libc.so.6') if sys.platform.startswith('linux') else None
+
+
+def _status_bytes(key):
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+def reset_peak():
+    """Return freed memory to the OS and reset the peak-RSS mark; returns the current RSS."""
+    gc.collect()
+    if _libc is None:
+        return None
+    _libc.malloc_trim(0)
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:
+        return None
+    return _status_bytes('VmRSS:')
+
+
+def peak_growth(fn):
+    base = reset_peak()
+    result = fn()
+    peak = _status_bytes('VmHWM:') if base is not None else None
+    del result
+    return None if peak is None else max(0, peak - base)
+
+
+# ----------------------------------------------------------------------------- implementations
+
+
+def elsa_inputs(c, requires_grad):
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(c['B'], c['C'], c['H'], c['W'], generator=g)
+    attn = torch.randn(c['B'], c['G'], c['k']**2, c['H'], c['W'], generator=g).softmax(2)
+    add = torch.randn(c['C'], c['k'], c['k'], generator=g) * 0.02  # ELSA-Swin: add ghost only
+    return [t.requires_grad_(requires_grad) for t in (v, attn, add)]
+
+
+def na_inputs(c, requires_grad):
+    g = torch.Generator().manual_seed(0)
+    shape = (c['B'], c['H'], c['W'], c['heads'], c['d'])
+    return [torch.randn(shape, generator=g).requires_grad_(requires_grad) for _ in range(3)]
+
+
+def wsa_sdpa(q, k, v, window):
+    """Swin window attention (no shift) over k x k windows, via SDPA. [B, H, W, heads, d]."""
+    B, H, W, h, d = q.shape
+
+    def part(x):  # -> [B * nW, heads, window^2, d]
+        x = x.view(B, H // window, window, W // window, window, h, d)
+        return x.permute(0, 1, 3, 5, 2, 4, 6).reshape(-1, h, window * window, d)
+
+    out = F.scaled_dot_product_attention(part(q), part(k), part(v))
+    out = out.view(B, H // window, W // window, h, window, window, d)
+    return out.permute(0, 1, 4, 2, 5, 3, 6).reshape(B, H, W, h, d)
+
+
+def implementations(c, compile_ref):
+    k, dil = c['k'], c['dil']
+    if c['op'] == 'elsa':
+        impls = {
+            'compiled': lambda v, a, g: ops.elsa_aggregate(v, a, k, dil, None, g),
+            'reference': lambda v, a, g: ops.elsa_aggregate_reference(v, a, k, dil, None, g),
+        }
+        make = elsa_inputs
+    else:
+        impls = {
+            'compiled': lambda q, kk, v: ops.na2d(q, kk, v, k, dil),
+            'reference': lambda q, kk, v: ops.na2d_reference(q, kk, v, k, dil),
+        }
+        if dil == 1 and c['H'] % k == 0 and c['W'] % k == 0:
+            impls['wsa-sdpa'] = lambda q, kk, v: wsa_sdpa(q, kk, v, k)
+        make = na_inputs
+    if compile_ref == 'all' or compile_ref == c['op']:
+        ref = impls['reference']
+        impls['reference+compile'] = torch.compile(lambda *xs: ref(*xs), dynamic=False)
+    return impls, make
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def measure(fn, args, mode, warmup, min_iters, min_time):
+    """Median/p10/p90 ms and peak memory of one forward or forward+backward."""
+    if mode == 'fwd':
+        def step():
+            with torch.inference_mode():
+                return fn(*args)
+    else:
+        out_shape = fn(*args).shape
+        grad = torch.randn(out_shape)
+
+        def step():
+            for a in args:
+                a.grad = None
+            out = fn(*args)
+            out.backward(grad)
+            return out
+
+    for _ in range(warmup):
+        step()
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_iters or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - t0) * 1e3)
+        if len(times) >= 200:
+            break
+    for a in args:
+        a.grad = None
+    peak = peak_growth(step)
+    q = statistics.quantiles(times, n=10) if len(times) > 1 else [times[0]] * 9
+    return dict(median_ms=statistics.median(times), p10_ms=q[0], p90_ms=q[-1],
+                iters=len(times), peak_mb=None if peak is None else peak / 2**20)
+
+
+def check_outputs(impls, make, case):
+    """Max abs difference of every implementation from the reference, on the bench inputs."""
+    args = make(case, False)
+    with torch.inference_mode():
+        ref = impls['reference'](*args)
+        return {name: float((fn(*args) - ref).abs().max()) for name, fn in impls.items()
+                if name not in ('reference', 'wsa-sdpa')}
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def machine_info():
+    cpu = platform.processor()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(line.split(':', 1)[1].strip() for line in f if 'model name' in line)
+    except (OSError, StopIteration):
+        pass
+    try:
+        rev = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
+                             text=True, cwd=osp.dirname(osp.abspath(__file__))).stdout.strip()
+    except OSError:
+        rev = ''
+    return dict(cpu=cpu, logical_cores=os.cpu_count(), torch_threads=torch.get_num_threads(),
+                load_avg_start=os.getloadavg(), torch=torch.__version__,
+                mmvit_plugins=mmvit_plugins.__version__, git=rev, has_ext=ops.HAS_EXT,
+                dtype='float32')
+
+
+def fmt(r):
+    if r is None:
+        return '-'
+    mem = '   n/a' if r['peak_mb'] is None else f'{r["peak_mb"]:7.1f}'
+    return f'{r["median_ms"]:9.2f} ({r["p10_ms"]:.1f}-{r["p90_ms"]:.1f}) {mem}'
+
+
+def print_table(results):
+    head = f'{"case":28s} {"implementation":18s} {"fwd ms (p10-p90)":>26s} {"MB":>7s}   ' \
+           f'{"fwd+bwd ms (p10-p90)":>26s} {"MB":>7s}   max|err|'
+    print(head)
+    print('-' * len(head))
+    for r in results:
+        err = r.get('max_abs_err')
+        err = '' if err is None else f'{err:.1e}'
+        print(f'{r["case"]:28s} {r["impl"]:18s} {fmt(r["fwd"]):>35s}   '
+              f'{fmt(r["fwd+bwd"]):>35s}   {err}')
+
+
+def ratios(results):
+    """Speed-up and memory ratio of `compiled` against every other implementation."""
+    rows = []
+    by_case = {}
+    for r in results:
+        by_case.setdefault(r['case'], {})[r['impl']] = r
+    for case, impls in by_case.items():
+        ours = impls.get('compiled')
+        for name, other in impls.items():
+            if name == 'compiled' or ours is None:
+                continue
+            for mode in ('fwd', 'fwd+bwd'):
+                row = dict(case=case, mode=mode, vs=name,
+                           speedup=other[mode]['median_ms'] / ours[mode]['median_ms'])
+                if ours[mode]['peak_mb'] is not None and other[mode]['peak_mb']:
+                    row['memory_ratio'] = ours[mode]['peak_mb'] / other[mode]['peak_mb']
+                rows.append(row)
+    return rows
+
+
+def print_targets(rows):
+    """The CPU targets of BENCHMARKS.md, checked on the target cases."""
+    def get(case, mode, vs):
+        return next((r for r in rows if r['case'] == case and r['mode'] == mode and r['vs'] == vs),
+                    None)
+
+    checks = []
+    elsa = get(TARGETS[0]['name'], 'fwd+bwd', 'reference')
+    if elsa:
+        checks.append(('ELSA fwd+bwd speed-up vs eager reference >= 4x', elsa['speedup'], 4.0,
+                       elsa['speedup'] >= 4.0))
+        if 'memory_ratio' in elsa:
+            checks.append(('ELSA fwd+bwd peak memory vs eager reference <= 1/4',
+                           elsa['memory_ratio'], 0.25, elsa['memory_ratio'] <= 0.25))
+    na = get(TARGETS[1]['name'], 'fwd+bwd', 'reference')
+    if na:
+        checks.append(('NA fwd+bwd speed-up vs eager reference >= 3x', na['speedup'], 3.0,
+                       na['speedup'] >= 3.0))
+    na_c = get(TARGETS[1]['name'], 'fwd+bwd', 'reference+compile')
+    if na_c:
+        checks.append(('NA fwd+bwd faster than the torch.compile reference (> 1x)',
+                       na_c['speedup'], 1.0, na_c['speedup'] > 1.0))
+    if checks:
+        print('\nCPU targets (../shared/BENCHMARKS.md), measured on the target shapes:')
+        for text, value, target, ok in checks:
+            print(f'  [{"met" if ok else "MISSED"}] {text}: {value:.2f} (target {target:g})')
+    return [dict(target=t, value=v, threshold=th, met=ok) for t, v, th, ok in checks]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--sweep', action='store_true', help='also run the sweep cases')
+    parser.add_argument('--quick', action='store_true', help='tiny shapes (smoke test)')
+    parser.add_argument('--compile-ref', choices=['none', 'na', 'elsa', 'all'], default='na',
+                        help='time the reference under torch.compile for these ops '
+                        '(compiling takes a minute or more per op on 2 cores)')
+    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--min-iters', type=int, default=5)
+    parser.add_argument('--min-time', type=float, default=1.0, help='seconds per measurement')
+    parser.add_argument('--out', default='work_dirs/benchmark_ops.json', help='JSON output')
+    args = parser.parse_args()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not ops.HAS_EXT:
+        print('WARNING: the compiled extension is not loaded; "compiled" is the reference.')
+    cases = QUICK if args.quick else TARGETS + (SWEEP if args.sweep else [])
+    if args.quick:
+        args.compile_ref, args.warmup, args.min_iters, args.min_time = 'none', 1, 2, 0.0
+    info = machine_info()
+    print(f'CPU: {info["cpu"]}, {info["logical_cores"]} logical cores, torch threads '
+          f'{info["torch_threads"]}, load avg {info["load_avg_start"]}; torch {info["torch"]}; '
+          f'float32\n')
+
+    results = []
+    for case in cases:
+        impls, make = implementations(case, args.compile_ref)
+        errors = check_outputs(impls, make, case)
+        for name, fn in impls.items():
+            row = dict(case=case['name'], impl=name, shape=case, max_abs_err=errors.get(name))
+            for mode in ('fwd', 'fwd+bwd'):
+                inputs = make(case, mode == 'fwd+bwd')
+                row[mode] = measure(fn, inputs, mode, args.warmup, args.min_iters, args.min_time)
+            results.append(row)
+            print(f'  done: {case["name"]} / {name}', file=sys.stderr)
+    print_table(results)
+    rows = ratios(results)
+    targets = print_targets(rows)
+    info['load_avg_end'] = os.getloadavg()
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(dict(machine=info, results=results, ratios=rows, targets=targets), f,
+                      indent=2)
+        print(f'\nwrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()
