@@ -59,44 +59,68 @@ void forward_plane(const T* __restrict__ v, const T* __restrict__ a, const T* m,
 }
 
 // One (b, c) plane of the backward: grad_v (the transposed filter, scattered within the plane)
-// and the per-sample ghost-gradient sums gm[t] = sum_o dy*v_t*a_t, gb[t] = sum_o dy*v_t.
-template <typename T>
+// and the per-sample ghost-gradient sums gm[t] = sum_o dy*v_t*a_t, gb[t] = sum_o dy*v_t, all in
+// one pass over each row. The ghost sums accumulate per column in `col_m`/`col_b` (W entries) and
+// are reduced once per tap: a per-row horizontal reduction costs more than the row itself here.
+// The template flags drop the parts that are not needed.
+template <typename T, bool NEED_V, bool NEED_M, bool NEED_B>
 void backward_plane(const T* __restrict__ dy, const T* __restrict__ v, const T* __restrict__ a,
                     const T* m, const T* bg, T* dv, double* gm, double* gb, int H, int W,
                     const std::vector<Tap>& taps) {
   const int64_t HW = int64_t(H) * W;
-  if (dv) std::fill(dv, dv + HW, T(0));
+  if (NEED_V) std::fill(dv, dv + HW, T(0));
+  std::vector<T> cols(NEED_M || NEED_B ? 2 * W : 0);
+  T* __restrict__ col_m = cols.data();
+  T* __restrict__ col_b = cols.data() + W;
   for (size_t t = 0; t < taps.size(); ++t) {
     const Tap& tp = taps[t];
     const T mt = m ? m[t] : T(1);
     const T bt = bg ? bg[t] : T(0);
     const T* at = a + t * HW;
-    double sm = 0, sb = 0;
+    const int x0 = tp.x0, x1 = tp.x1;
+    if (NEED_M || NEED_B) std::fill(cols.begin(), cols.end(), T(0));
     for (int y = tp.y0; y < tp.y1; ++y) {
       const T* __restrict__ dyr = dy + int64_t(y) * W;
       const T* __restrict__ ar = at + int64_t(y) * W;
       const int64_t in_row = int64_t(y + tp.oy) * W + tp.ox;
-      if (dv) {
-        T* __restrict__ dvr = dv + in_row;
-        for (int x = tp.x0; x < tp.x1; ++x) dvr[x] += dyr[x] * (ar[x] * mt + bt);
-      }
       const T* __restrict__ vr = v + in_row;
-      if (gm) {
-        T row = 0;
-#pragma omp simd reduction(+ : row)
-        for (int x = tp.x0; x < tp.x1; ++x) row += dyr[x] * vr[x] * ar[x];
-        sm += row;
-      }
-      if (gb) {
-        T row = 0;
-#pragma omp simd reduction(+ : row)
-        for (int x = tp.x0; x < tp.x1; ++x) row += dyr[x] * vr[x];
-        sb += row;
+      T* __restrict__ dvr = NEED_V ? dv + in_row : nullptr;
+      for (int x = x0; x < x1; ++x) {
+        const T g = dyr[x];
+        if (NEED_V) dvr[x] += g * (ar[x] * mt + bt);
+        const T p = g * vr[x];
+        if (NEED_M) col_m[x] += p * ar[x];
+        if (NEED_B) col_b[x] += p;
       }
     }
-    if (gm) gm[t] = sm;
-    if (gb) gb[t] = sb;
+    double sm = 0, sb = 0;
+    for (int x = x0; x < x1; ++x) {
+      if (NEED_M) sm += col_m[x];
+      if (NEED_B) sb += col_b[x];
+    }
+    if (NEED_M) gm[t] = sm;
+    if (NEED_B) gb[t] = sb;
   }
+}
+
+template <typename T, bool NEED_V, bool NEED_M>
+void backward_plane_b(bool need_b, const T* dy, const T* v, const T* a, const T* m, const T* bg,
+                      T* dv, double* gm, double* gb, int H, int W, const std::vector<Tap>& taps) {
+  if (need_b)
+    backward_plane<T, NEED_V, NEED_M, true>(dy, v, a, m, bg, dv, gm, gb, H, W, taps);
+  else
+    backward_plane<T, NEED_V, NEED_M, false>(dy, v, a, m, bg, dv, gm, gb, H, W, taps);
+}
+
+// Picks the instantiation of backward_plane for the gradients that are needed.
+template <typename T>
+void backward_plane_any(const T* dy, const T* v, const T* a, const T* m, const T* bg, T* dv,
+                        double* gm, double* gb, int H, int W, const std::vector<Tap>& taps) {
+  const bool nb = gb != nullptr;
+  if (dv && gm) backward_plane_b<T, true, true>(nb, dy, v, a, m, bg, dv, gm, gb, H, W, taps);
+  else if (dv) backward_plane_b<T, true, false>(nb, dy, v, a, m, bg, dv, gm, gb, H, W, taps);
+  else if (gm) backward_plane_b<T, false, true>(nb, dy, v, a, m, bg, dv, gm, gb, H, W, taps);
+  else backward_plane_b<T, false, false>(nb, dy, v, a, m, bg, dv, gm, gb, H, W, taps);
 }
 
 // One (b, g, t) plane of grad_attn: da = sum_{c in head g} dy_c * shift_t(v_c) * m_c[t].
@@ -191,10 +215,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> elsa_aggregate_backwa
       at::parallel_for(0, int64_t(B) * C, 1, [&](int64_t begin, int64_t end) {
         for (int64_t bc = begin; bc < end; ++bc) {
           const int64_t b = bc / C, c = bc % C;
-          backward_plane<scalar_t>(dyp + bc * HW, vp + bc * HW, ap + (b * G + c / cg) * K * HW,
-                                   mp ? mp + c * K : nullptr, bp ? bp + c * K : nullptr,
-                                   dvp ? dvp + bc * HW : nullptr, gmp ? gmp + bc * K : nullptr,
-                                   gbp ? gbp + bc * K : nullptr, H, W, taps);
+          backward_plane_any<scalar_t>(
+              dyp + bc * HW, vp + bc * HW, ap + (b * G + c / cg) * K * HW,
+              mp ? mp + c * K : nullptr, bp ? bp + c * K : nullptr, dvp ? dvp + bc * HW : nullptr,
+              gmp ? gmp + bc * K : nullptr, gbp ? gbp + bc * K : nullptr, H, W, taps);
         }
       });
     }
