@@ -87,7 +87,7 @@ def test_hand_gradients():
     assert add.grad[0, 1, 1] == 36 and add.grad[0, 0, 0] == 0 + 1 + 3 + 4
 
 
-# ----------------------------------------------------------------------------- compiled == reference
+# ------------------------------------------------------------------------- compiled == reference
 
 
 def random_case(rng):

@@ -1,0 +1,28 @@
+"""tools/analysis/benchmark_ops.py runs and writes its table and JSON (smoke test: no timings
+are asserted; benchmarks are scripts, not tests)."""
+import json
+import os.path as osp
+import subprocess
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def test_benchmark_quick(tmp_path):
+    out = tmp_path / 'bench.json'
+    result = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'analysis', 'benchmark_ops.py'), '--quick',
+         '--out', str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'fwd+bwd ms' in result.stdout and 'compiled' in result.stdout
+    report = json.loads(out.read_text())
+    assert report['machine']['has_ext'] is True
+    impls = {(r['case'], r['impl']) for r in report['results']}
+    assert {('ELSA tiny', 'compiled'), ('ELSA tiny', 'reference'), ('NA tiny', 'compiled'),
+            ('NA tiny', 'reference')} <= impls
+    for r in report['results']:
+        for mode in ('fwd', 'fwd+bwd'):
+            assert r[mode]['median_ms'] > 0 and r[mode]['iters'] >= 2
+        if r['max_abs_err'] is not None:  # outputs are checked against the reference
+            assert r['max_abs_err'] < 1e-4
+    assert any(row['vs'] == 'reference' for row in report['ratios'])
