@@ -1,0 +1,526 @@
+"""Helpers for ``tools/train.py`` and ``tools/test.py``.
+
+The two scripts are thin: they parse the command line, turn it into a config with
+:func:`prepare_train_cfg` / :func:`prepare_test_cfg`, and hand that to mmengine's ``Runner``.
+Everything here works the same for mmdet, mmseg and mmpretrain configs, because the config's
+``default_scope`` (and ``custom_imports``) decide which library the Runner builds from; none of
+the three is imported here.
+
+On top of what the OpenMMLab tools do, this module fixes three things that break with torch
+>= 2.6 and mmengine 0.10.7, or without a GPU:
+
+* **Checkpoints and ``torch.load(weights_only=True)``** (the default since torch 2.6): mmengine
+  0.10.7 pickles a few plain objects (``HistoryBuffer``, numpy arrays and scalars) into its
+  checkpoints, so ``--resume`` and ``load_from`` fail. :func:`allow_mmengine_checkpoints` allows
+  exactly those objects; any other pickled class still fails to load.
+* **``--amp`` without CUDA**: mmengine's ``AmpOptimWrapper`` is CUDA-only.
+  :class:`CPUBF16AmpOptimWrapper` runs the forward pass under bfloat16 autocast on the CPU.
+* **``--launcher pytorch`` without CUDA**: mmengine's ``init_dist`` calls
+  ``torch.cuda.set_device``. :func:`init_cpu_dist` starts a ``gloo`` process group first, and
+  :class:`CPUDistributedDataParallel` wraps the model without CUDA device ids.
+
+Importing this module (``import mmvit_plugins`` does) registers the two wrapper classes in
+mmengine's root ``OPTIM_WRAPPERS`` and ``MODEL_WRAPPERS``, where the builders of all three
+libraries find them, so a config with our usual ``custom_imports`` may name them directly.
+"""
+import argparse
+import importlib.util
+import logging
+import os
+import os.path as osp
+import pickle
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Optional, Union
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config, DictAction
+from mmengine.dist import is_distributed
+from mmengine.logging import print_log
+from mmengine.model import MMDistributedDataParallel
+from mmengine.optim import OptimWrapper
+from mmengine.registry import MODEL_WRAPPERS, OPTIM_WRAPPERS, RUNNERS
+from mmengine.runner import Runner
+
+__all__ = [
+    'CPUBF16AmpOptimWrapper', 'CPUDistributedDataParallel',
+    'add_runner_args', 'allow_mmengine_checkpoints', 'build_runner', 'init_cpu_dist',
+    'load_config', 'prepare_test_cfg', 'prepare_train_cfg', 'resolve_config_path', 'run'
+]
+
+# The statistics methods that ``HistoryBuffer.__getstate__`` pickles by reference.
+_HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints: torch.load(weights_only=True)
+# ----------------------------------------------------------------------------------------------
+def _history_buffer_getattr(obj, name: str):
+    """Stand-in for ``builtins.getattr`` inside ``weights_only`` unpickling.
+
+    ``torch.save`` pickles with protocol 2, which stores a method such as
+    ``HistoryBuffer.min`` as ``getattr(HistoryBuffer, 'min')``. Allowing the real ``getattr``
+    would let a crafted file reach any attribute of any allowed object (and from there, code),
+    so this function only answers for ``HistoryBuffer``'s statistics methods.
+
+    Args:
+        obj: The object the pickle asks an attribute of.
+        name (str): The attribute name.
+
+    Returns:
+        Callable: ``HistoryBuffer.<name>``.
+    """
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'weights_only load refuses getattr({obj!r}, {name!r}): only the HistoryBuffer '
+        f'statistics {_HISTORY_BUFFER_METHODS} are allowed')
+
+
+def _numpy_safe_globals() -> list:
+    """The numpy classes and functions that pickled arrays, dtypes and scalars refer to.
+
+    Files written under numpy 1.x name ``numpy.core.multiarray``, under numpy 2.x
+    ``numpy._core.multiarray``; both names are registered.
+    """
+    import numpy as np
+    try:
+        multiarray = np._core.multiarray  # numpy >= 2
+    except AttributeError:  # pragma: no cover - numpy 1.x
+        multiarray = np.core.multiarray
+    items = [np.ndarray, np.dtype]
+    for func in (multiarray._reconstruct, multiarray.scalar):
+        for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+            items.append((func, f'{module}.{func.__name__}'))
+    # ``np.dtype('f8')`` is an instance of ``numpy.dtypes.Float64DType``: unpickling rebuilds it
+    # and then sets its state, which weights_only allows only for allow-listed types.
+    dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25
+    if dtypes is not None:
+        items += [
+            cls for cls in vars(dtypes).values()
+            if isinstance(cls, type) and issubclass(cls, np.dtype)
+        ]
+    return items
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Let ``torch.load(weights_only=True)`` read the checkpoints mmengine writes.
+
+    Since torch 2.6 ``torch.load`` defaults to ``weights_only=True``, which refuses every class
+    it does not know. mmengine 0.10.7 checkpoints hold, besides tensors and builtin containers,
+    ``mmengine.logging.HistoryBuffer`` objects (in ``message_hub``) and numpy arrays, dtypes and
+    scalars (in ``message_hub`` and ``meta``), so ``--resume`` and ``load_from`` fail.
+
+    This allow-lists exactly those, with ``torch.serialization.add_safe_globals``:
+    ``HistoryBuffer``; ``numpy.ndarray``, ``numpy.dtype`` and its ``numpy.dtypes`` classes, and
+    numpy's ``_reconstruct`` and ``scalar`` rebuild functions; and, under the name
+    ``builtins.getattr`` that protocol-2 pickles use, a getattr that answers only for
+    ``HistoryBuffer``'s statistics methods. ``weights_only`` stays on: a file that pickles any
+    other class or function still fails to load. Calling it again is harmless.
+    """
+    from mmengine.logging import HistoryBuffer
+    torch.serialization.add_safe_globals([
+        HistoryBuffer,
+        (_history_buffer_getattr, 'builtins.getattr'),
+        *_numpy_safe_globals(),
+    ])
+
+
+# ----------------------------------------------------------------------------------------------
+# --amp on the CPU, CPU distributed data parallel
+# ----------------------------------------------------------------------------------------------
+@OPTIM_WRAPPERS.register_module()
+class CPUBF16AmpOptimWrapper(OptimWrapper):
+    """Mixed-precision training on the CPU: the forward pass runs under bfloat16 autocast.
+
+    mmengine's ``AmpOptimWrapper`` needs CUDA (or another accelerator); ``tools/train.py
+    --amp`` uses this wrapper instead when no GPU is available. bfloat16 has float32's exponent
+    range, so no loss scaling is needed: backward and the optimizer step are those of
+    :class:`mmengine.optim.OptimWrapper`.
+
+    Args:
+        **kwargs: Passed to :class:`mmengine.optim.OptimWrapper`.
+    """
+
+    @contextmanager
+    def optim_context(self, model: torch.nn.Module):
+        """Gradient-accumulation context of ``OptimWrapper`` plus bfloat16 CPU autocast.
+
+        Args:
+            model (nn.Module): The training model.
+        """
+        with super().optim_context(model), torch.autocast('cpu', dtype=torch.bfloat16):
+            yield
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Load optimizer state, ignoring the loss scaler of an ``AmpOptimWrapper`` checkpoint.
+
+        Args:
+            state_dict (dict): State of the optimizer wrapper.
+        """
+        state_dict = {k: v for k, v in state_dict.items() if k != 'loss_scaler'}
+        super().load_state_dict(state_dict)
+
+
+@MODEL_WRAPPERS.register_module()
+class CPUDistributedDataParallel(MMDistributedDataParallel):
+    """``MMDistributedDataParallel`` for a model on the CPU (``gloo`` backend).
+
+    mmengine's Runner hands every DDP wrapper ``device_ids=[LOCAL_RANK]``, which
+    ``DistributedDataParallel`` rejects for CPU modules. This wrapper drops them.
+
+    Args:
+        module (nn.Module): The model to wrap.
+        device_ids (list, optional): Ignored.
+        output_device (int, optional): Ignored.
+        **kwargs: Passed to :class:`mmengine.model.MMDistributedDataParallel`.
+    """
+
+    def __init__(self, module: torch.nn.Module, device_ids=None, output_device=None, **kwargs):
+        super().__init__(module=module, **kwargs)
+
+
+def _use_cpu_dist(cfg: Config) -> bool:
+    """Whether the run is a ``--launcher pytorch`` run without CUDA."""
+    return cfg.get('launcher', 'none') == 'pytorch' and not torch.cuda.is_available()
+
+
+def _setup_launcher(cfg: Config, launcher: str) -> None:
+    """Set ``cfg.launcher`` and, for a CPU ``pytorch`` launch, the gloo backend and CPU DDP."""
+    cfg.launcher = launcher
+    if not _use_cpu_dist(cfg):
+        return
+    env_cfg = cfg.get('env_cfg') or {}
+    dist_cfg = env_cfg.get('dist_cfg') or {}
+    if dist_cfg.get('backend', 'gloo') != 'gloo':
+        print_log(f"No CUDA: distributed backend '{dist_cfg['backend']}' replaced by 'gloo'",
+                  logger='current', level=logging.WARNING)
+    dist_cfg['backend'] = 'gloo'
+    env_cfg['dist_cfg'] = dist_cfg
+    cfg.env_cfg = env_cfg
+
+    wrapper_cfg = cfg.get('model_wrapper_cfg')
+    if wrapper_cfg is None:
+        # What the Runner builds when no wrapper is configured, minus the CUDA device ids.
+        cfg.model_wrapper_cfg = dict(
+            type='CPUDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    elif wrapper_cfg.get('type', 'MMDistributedDataParallel') == 'MMDistributedDataParallel':
+        wrapper_cfg['type'] = 'CPUDistributedDataParallel'
+
+
+def init_cpu_dist(cfg: Config) -> bool:
+    """Start the ``gloo`` process group of a CPU ``--launcher pytorch`` run.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device``, which fails without a GPU. When
+    the process group already exists, the Runner skips its own initialisation, so calling this
+    before building the Runner is enough. Rank, world size and the rendezvous address come
+    from the variables torchrun sets (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``,
+    ``MASTER_PORT``); ``env_cfg.dist_cfg.timeout`` (seconds) is honoured.
+
+    Args:
+        cfg (Config): A config prepared by :func:`prepare_train_cfg` or :func:`prepare_test_cfg`.
+
+    Returns:
+        bool: Whether this call created the process group (the caller then destroys it).
+
+    Raises:
+        RuntimeError: If torchrun's variables are missing.
+    """
+    if not _use_cpu_dist(cfg) or is_distributed():
+        return False
+    missing = [
+        k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if k not in os.environ
+    ]
+    if missing:
+        raise RuntimeError(f'--launcher pytorch: {", ".join(missing)} not set; start the run '
+                           'with torchrun or tools/dist_train.sh')
+    dist_cfg = dict((cfg.get('env_cfg') or {}).get('dist_cfg') or {})
+    for key in ('backend', 'init_backend', 'port'):  # mmengine's init_dist arguments
+        dist_cfg.pop(key, None)
+    if dist_cfg.get('timeout') is not None:
+        dist_cfg['timeout'] = timedelta(seconds=dist_cfg['timeout'])
+    torch_dist.init_process_group(
+        backend='gloo',
+        rank=int(os.environ['RANK']),
+        world_size=int(os.environ['WORLD_SIZE']),
+        **dist_cfg)
+    return True
+
+
+def _setup_amp(cfg: Config) -> None:
+    """Switch ``cfg.optim_wrapper`` to mixed precision: CUDA AMP, or bfloat16 on the CPU."""
+    optim_wrapper = cfg.optim_wrapper
+    if torch.cuda.is_available():
+        optim_wrapper.type = 'AmpOptimWrapper'
+        optim_wrapper.setdefault('loss_scale', 'dynamic')
+        return
+    optim_wrapper.type = 'CPUBF16AmpOptimWrapper'
+    for key in ('loss_scale', 'dtype', 'use_fsdp'):  # AmpOptimWrapper-only arguments
+        optim_wrapper.pop(key, None)
+    print_log(
+        'No CUDA: mixed precision uses bfloat16 autocast on the CPU '
+        "(optim_wrapper.type='CPUBF16AmpOptimWrapper')",
+        logger='current',
+        level=logging.WARNING)
+
+
+# ----------------------------------------------------------------------------------------------
+# Configs
+# ----------------------------------------------------------------------------------------------
+def _is_local_path(path: str) -> bool:
+    """Whether ``path`` names a local file (not a URL)."""
+    return '://' not in path
+
+
+def resolve_config_path(config: str) -> str:
+    """Turn a config name into a file path.
+
+    Besides plain paths this accepts the package-scoped names OpenMMLab configs use in
+    ``_base_``, e.g. ``'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'``, which name a file
+    under the installed package's ``.mim/configs`` (the package is located, not imported).
+
+    Args:
+        config (str): A path or a ``package::relative/path.py`` name.
+
+    Returns:
+        str: The path of the config file.
+
+    Raises:
+        FileNotFoundError: If the file (or the package) does not exist.
+    """
+    if '::' not in config:
+        path = config
+    else:
+        package, rel_path = config.split('::', 1)
+        spec = importlib.util.find_spec(package) if package.isidentifier() else None
+        if spec is None or spec.origin is None:
+            raise FileNotFoundError(
+                f'config file not found: {config} (no installed package {package!r})')
+        path = osp.join(osp.dirname(spec.origin), '.mim', 'configs', rel_path)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {config}')
+    return path
+
+
+def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) -> Config:
+    """Load a config file and merge ``--cfg-options`` into it.
+
+    Args:
+        config (str | Config): A path, a package-scoped name such as
+            ``'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'`` (see
+            :func:`resolve_config_path`), or a loaded config.
+        cfg_options (dict, optional): Overrides from ``--cfg-options``. Defaults to None.
+
+    Returns:
+        Config: The config.
+
+    Raises:
+        FileNotFoundError: If the config file does not exist.
+    """
+    cfg = config if isinstance(config, Config) else Config.fromfile(resolve_config_path(config))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def _set_work_dir(cfg: Config, config: Union[str, Config], work_dir: Optional[str]) -> None:
+    """``work_dir`` from the CLI, else the config's, else ``./work_dirs/<config name>``."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        filename = config if isinstance(config, str) else cfg.filename
+        name = osp.splitext(osp.basename(filename.split('::')[-1]))[0]
+        cfg.work_dir = osp.join('./work_dirs', name)
+
+
+def _check_checkpoint(path: str) -> None:
+    """Raise a one-line error for a local checkpoint path that does not exist."""
+    if _is_local_path(path) and not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+
+
+def prepare_train_cfg(config: Union[str, Config],
+                      work_dir: Optional[str] = None,
+                      cfg_options: Optional[dict] = None,
+                      amp: bool = False,
+                      resume: Optional[str] = None,
+                      launcher: str = 'none') -> Config:
+    """Build the training config from the arguments of ``tools/train.py``.
+
+    Args:
+        config (str | Config): Config path (or package-scoped name, or loaded config).
+        work_dir (str, optional): Where logs and checkpoints go. Defaults to the config's
+            ``work_dir``, else ``./work_dirs/<config name>``.
+        cfg_options (dict, optional): ``--cfg-options`` overrides, merged first.
+            Defaults to None.
+        amp (bool): Mixed precision: ``AmpOptimWrapper`` with dynamic loss scale when CUDA is
+            available, else :class:`CPUBF16AmpOptimWrapper`. A config that already asks for
+            ``AmpOptimWrapper`` is switched the same way on a machine without CUDA.
+            Defaults to False.
+        resume (str, optional): ``'auto'`` resumes from the work dir's ``last_checkpoint``
+            (training starts fresh if there is none); a path resumes from that checkpoint.
+            Defaults to None (no resume).
+        launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``. Without CUDA,
+            ``'pytorch'`` selects the gloo backend and :class:`CPUDistributedDataParallel`.
+            Defaults to ``'none'``.
+
+    Returns:
+        Config: The config to build the Runner from.
+
+    Raises:
+        FileNotFoundError: If the config, or the checkpoint to resume from, does not exist.
+    """
+    cfg = load_config(config, cfg_options)
+    _set_work_dir(cfg, config, work_dir)
+    _setup_launcher(cfg, launcher)
+
+    optim_wrapper = cfg.get('optim_wrapper')
+    if amp or (optim_wrapper is not None and optim_wrapper.get('type') == 'AmpOptimWrapper'
+               and not torch.cuda.is_available()):
+        if optim_wrapper is None:
+            raise ValueError('--amp needs an `optim_wrapper` in the config')
+        _setup_amp(cfg)
+
+    if resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif resume is not None:
+        _check_checkpoint(resume)
+        cfg.resume = True
+        cfg.load_from = resume
+    return cfg
+
+
+def _enable_visualization(cfg: Config, show_dir: str) -> None:
+    """Make the test loop save painted predictions into ``show_dir``.
+
+    The visualization hooks of the three libraries take different arguments: mmdet's
+    ``DetVisualizationHook`` ``draw``/``test_out_dir``, mmpretrain's ``VisualizationHook``
+    ``enable``/``out_dir``, mmseg's ``SegVisualizationHook`` ``draw`` plus the visualizer's
+    ``save_dir``. The hook class is looked up in the config's scope to tell them apart.
+    """
+    import inspect
+
+    from mmengine.registry import HOOKS
+    hook = (cfg.get('default_hooks') or {}).get('visualization')
+    if hook is None:
+        raise ValueError('--show-dir needs a `visualization` hook in `default_hooks`')
+    hook_cls = hook['type']
+    if isinstance(hook_cls, str):
+        scope = cfg.get('default_scope')
+        name = f'{scope}.{hook_cls}' if scope and '.' not in hook_cls else hook_cls
+        hook_cls = HOOKS.get(name)
+        if hook_cls is None:
+            raise ValueError(f'unknown visualization hook: {name}')
+    params = inspect.signature(hook_cls.__init__).parameters
+    if 'test_out_dir' in params:  # mmdet
+        hook.update(draw=True, test_out_dir=show_dir)
+    elif 'out_dir' in params:  # mmpretrain
+        hook.update(enable=True, out_dir=show_dir)
+    else:  # mmseg: the hook draws, the visualizer's backends save
+        hook.update(draw=True)
+        cfg.visualizer.save_dir = show_dir
+
+
+def prepare_test_cfg(config: Union[str, Config],
+                     checkpoint: str,
+                     work_dir: Optional[str] = None,
+                     cfg_options: Optional[dict] = None,
+                     launcher: str = 'none',
+                     show_dir: Optional[str] = None) -> Config:
+    """Build the test config from the arguments of ``tools/test.py``.
+
+    Args:
+        config (str | Config): Config path (or package-scoped name, or loaded config).
+        checkpoint (str): The checkpoint to test (path or URL).
+        work_dir (str, optional): Where the log and metrics go. Defaults as in
+            :func:`prepare_train_cfg`.
+        cfg_options (dict, optional): ``--cfg-options`` overrides, merged first.
+            Defaults to None.
+        launcher (str): As in :func:`prepare_train_cfg`. Defaults to ``'none'``.
+        show_dir (str, optional): Save painted predictions there. A relative path is taken
+            from the current directory (made absolute, for all three libraries alike).
+            Defaults to None.
+
+    Returns:
+        Config: The config to build the Runner from.
+
+    Raises:
+        FileNotFoundError: If the config or the checkpoint does not exist.
+    """
+    cfg = load_config(config, cfg_options)
+    _check_checkpoint(checkpoint)
+    _set_work_dir(cfg, config, work_dir)
+    _setup_launcher(cfg, launcher)
+    cfg.load_from = checkpoint
+    if show_dir is not None:
+        _enable_visualization(cfg, osp.abspath(show_dir))
+    return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """Build the Runner: ``cfg.runner_type`` from the registry if set, else mmengine's.
+
+    Args:
+        cfg (Config): A prepared config.
+
+    Returns:
+        Runner: The runner.
+    """
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def run(cfg: Config, mode: str) -> None:
+    """Build the Runner from a prepared config and train or test with it.
+
+    Allows mmengine's checkpoints under ``weights_only`` (for ``--resume``, ``load_from`` and
+    the checkpoint under test), starts the gloo process group of a CPU ``--launcher pytorch``
+    run, and tears it down at the end.
+
+    Args:
+        cfg (Config): A config from :func:`prepare_train_cfg` or :func:`prepare_test_cfg`.
+        mode (str): ``'train'`` or ``'test'``.
+    """
+    if mode not in ('train', 'test'):
+        raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+    allow_mmengine_checkpoints()
+    own_process_group = init_cpu_dist(cfg)
+    runner = build_runner(cfg)
+    getattr(runner, mode)()
+    if own_process_group:
+        torch_dist.barrier()  # no rank tears gloo down while another still talks to it
+        torch_dist.destroy_process_group()
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------
+def add_runner_args(parser: argparse.ArgumentParser, cfg_options_example: str) -> None:
+    """Add the arguments ``tools/train.py`` and ``tools/test.py`` share.
+
+    ``--cfg-options``, ``--launcher`` and ``--local-rank``/``--local_rank`` (passed by
+    ``torch.distributed.launch``; the scripts copy it to ``LOCAL_RANK``).
+
+    Args:
+        parser (argparse.ArgumentParser): The parser to extend.
+        cfg_options_example (str): Example overrides shown in ``--cfg-options``' help.
+    """
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help=f'override settings of the config, as key=value pairs (e.g. {cfg_options_example}'
+        '); a list is key="[a,b]" or key=a,b, nested lists/tuples key="[(a,b),(c,d)]", '
+        'quotes needed, no spaces')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
