@@ -258,3 +258,20 @@ def test_bad_module_arguments():
         ELSAAggregation(0)
     with pytest.raises(ValueError, match='kernel_size must be a positive odd'):
         ELSAAggregation(4, kernel_size=6)
+
+
+def test_autocast_mixed_dtypes():
+    # Under autocast the values come from a bfloat16 conv, the attention from a float32
+    # softmax and the ghosts are float32 parameters: the op runs and returns float32.
+    module = ELSAAggregation(4, 3)
+    v = torch.randn(1, 4, 6, 7, dtype=torch.bfloat16, requires_grad=True)
+    attn = torch.randn(1, 2, 9, 6, 7).softmax(2)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = module(v, attn)
+    assert out.dtype == torch.float32
+    ref = elsa_aggregate_reference(v.float(), attn, 3, 1, None, module.add_ghost)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    out.sum().backward()
+    assert v.grad.dtype == torch.bfloat16 and module.add_ghost.grad is not None
+    with pytest.raises(TypeError, match='attn has dtype'):  # outside autocast: an error
+        elsa_aggregate(v, attn, 3)

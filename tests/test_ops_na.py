@@ -300,3 +300,20 @@ def test_bad_arguments_direct_op_call(op, args, error, match):
     # The C++ entry points check for themselves: a bad direct call raises, never crashes.
     with pytest.raises(error, match=match):
         getattr(torch.ops.mmvit_plugins, op)(*args)
+
+
+def test_autocast_module_and_mixed_dtypes():
+    module = NeighborhoodAttention2D(16, 2, kernel_size=3)
+    x = torch.randn(2, 7, 8, 16, requires_grad=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = module(x)  # bfloat16 qkv projection, float32 bias table
+    out.float().sum().backward()
+    assert x.grad is not None and module.rpb.grad is not None
+    q = torch.randn(1, 7, 8, 2, 4, dtype=torch.bfloat16)
+    k = torch.randn(1, 7, 8, 2, 4)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        attn = na2d_qk(q, k, 3)
+    assert attn.dtype == torch.float32
+    torch.testing.assert_close(attn, na2d_qk_reference(q.float(), k, 3), rtol=1e-5, atol=1e-5)
+    with pytest.raises(TypeError, match='k has dtype'):  # outside autocast: an error
+        na2d_qk(q, k, 3)

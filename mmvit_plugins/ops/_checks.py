@@ -48,6 +48,23 @@ def check_window(kernel_size, dilation) -> None:
         raise ValueError(f'dilation must be >= 1, got {dilation}')
 
 
+def autocast_inputs(*tensors: Optional[torch.Tensor]) -> list:
+    """Inputs as the op should see them under autocast.
+
+    Inside ``torch.autocast`` for the tensors' device, activations arrive in mixed dtypes
+    (e.g. a bfloat16 conv output beside a float32 softmax and float32 parameters). The ops then
+    run in float32 and return float32, as autocast does for its own float32 ops. Outside
+    autocast the tensors are returned unchanged, and mismatched dtypes are an error.
+    """
+    first = next((t for t in tensors if isinstance(t, torch.Tensor)), None)
+    if first is None or not torch.is_autocast_enabled(first.device.type):
+        return list(tensors)
+    return [
+        t.float() if isinstance(t, torch.Tensor) and t.dtype in FLOAT_DTYPES else t
+        for t in tensors
+    ]
+
+
 def compute_dtype(t: torch.Tensor) -> Optional[torch.dtype]:
     """The dtype the compiled kernels run in for ``t``: half types are computed in float32."""
     return torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype

@@ -26,7 +26,8 @@ from torch import Tensor
 
 from ..registry import MODELS
 from . import _ext
-from ._checks import check_like, check_shape, check_tensor, check_window, compute_dtype
+from ._checks import (autocast_inputs, check_like, check_shape, check_tensor, check_window,
+                      compute_dtype)
 
 
 def elsa_aggregate_reference(v: Tensor,
@@ -99,9 +100,11 @@ def elsa_aggregate(v: Tensor,
             Defaults to None (zeros).
 
     Returns:
-        Tensor: ``[B, C, H, W]``, the dtype of ``v``. Runs the compiled kernels where they
-        exist for the device (float16/bfloat16 computed in float32), else the reference.
+        Tensor: ``[B, C, H, W]``, the dtype of ``v`` (float32 under autocast). Runs the compiled
+        kernels where they exist for the device (float16/bfloat16 computed in float32), else
+        the reference.
     """
+    v, attn, mul_ghost, add_ghost = autocast_inputs(v, attn, mul_ghost, add_ghost)
     check_window(kernel_size, dilation)
     check_tensor('v', v, 4, '[B, C, H, W]')
     check_tensor('attn', attn, 5, '[B, G, k*k, H, W]')

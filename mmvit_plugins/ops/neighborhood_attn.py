@@ -22,7 +22,8 @@ from torch import Tensor, nn
 
 from ..registry import MODELS
 from . import _ext
-from ._checks import check_like, check_shape, check_tensor, check_window, compute_dtype
+from ._checks import (autocast_inputs, check_like, check_shape, check_tensor, check_window,
+                      compute_dtype)
 
 # ----------------------------------------------------------------------------- reference
 
@@ -202,8 +203,10 @@ def na2d_qk(q: Tensor,
             logits. Defaults to None.
 
     Returns:
-        Tensor: logits ``[B, H, W, heads, k*k]``, tap ``t = ty * k + tx``.
+        Tensor: logits ``[B, H, W, heads, k*k]``, tap ``t = ty * k + tx``. Under autocast all
+        three ops compute and return float32.
     """
+    q, k, rpb = autocast_inputs(q, k, rpb)
     _check_qk(q, k, kernel_size, dilation, rpb)
     return _qk(q, k, kernel_size, dilation, rpb)
 
@@ -220,6 +223,7 @@ def na2d_av(attn: Tensor, v: Tensor, kernel_size: int, dilation: int = 1) -> Ten
     Returns:
         Tensor: ``[B, H, W, heads, d]``.
     """
+    attn, v = autocast_inputs(attn, v)
     _check_av(attn, v, kernel_size, dilation)
     return _av(attn, v, kernel_size, dilation)
 
@@ -243,6 +247,7 @@ def na2d(q: Tensor,
     Returns:
         Tensor: ``[B, H, W, heads, d]``.
     """
+    q, k, v, rpb = autocast_inputs(q, k, v, rpb)
     _check_qk(q, k, kernel_size, dilation, rpb)
     check_tensor('v', v, 5, _MAP)
     check_like('v', v, 'q', q)
