@@ -8,7 +8,7 @@ from conftest import EXTENDED
 from mmvit_plugins.ops import (NA2DAVFunction, NA2DQKFunction, NeighborhoodAttention2D, na2d,
                                na2d_av, na2d_av_reference, na2d_qk, na2d_qk_reference,
                                na2d_reference)
-from mmvit_plugins.ops.neighborhood_attn import neighbourhood_index
+from mmvit_plugins.ops.neighborhood_attn import neighborhood_index
 from mmvit_plugins.registry import MODELS
 
 D = torch.float64
@@ -26,7 +26,7 @@ def brute_force_window(i, size, k, dil):
 @pytest.mark.parametrize('size,k,dil', [(5, 3, 1), (7, 3, 2), (8, 3, 2), (9, 3, 3), (13, 5, 2),
                                         (7, 7, 1), (21, 7, 3), (11, 11, 1)])
 def test_window_index_semantics(size, k, dil):
-    pos, rel = neighbourhood_index(size, k, dil)
+    pos, rel = neighborhood_index(size, k, dil)
     for i in range(size):
         window = brute_force_window(i, size, k, dil)
         assert pos[i].tolist() == window
@@ -34,11 +34,11 @@ def test_window_index_semantics(size, k, dil):
 
 
 def test_window_hand_cases():
-    pos, _ = neighbourhood_index(5, 3, 1)
+    pos, _ = neighborhood_index(5, 3, 1)
     assert pos[0].tolist() == [0, 1, 2] and pos[2].tolist() == [1, 2, 3]
     assert pos[4].tolist() == [2, 3, 4]
     # size 7, k 3, dilation 2: class 0 is {0,2,4,6}, class 1 is {1,3,5}.
-    pos, _ = neighbourhood_index(7, 3, 2)
+    pos, _ = neighborhood_index(7, 3, 2)
     assert [pos[i].tolist() for i in range(7)] == [[0, 2, 4], [1, 3, 5], [0, 2, 4], [1, 3, 5],
                                                     [2, 4, 6], [1, 3, 5], [2, 4, 6]]
 

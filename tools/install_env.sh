@@ -18,7 +18,11 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-VENV="${VENV:-$ROOT/.venv}"
+VENV="${VENV:-.venv}"
+case "$VENV" in
+  none | /*) ;;
+  *) VENV="$ROOT/$VENV" ;;  # relative to the repository root (the script cd's elsewhere later)
+esac
 MMVIT_CACHE="${MMVIT_CACHE:-$HOME/.cache/mmvit_plugins}"
 export MAX_JOBS="${MAX_JOBS:-2}"
 MMCV_VERSION=2.1.0
@@ -37,7 +41,11 @@ else
   fi
   PY="$VENV/bin/python"
 fi
-pip_install() { "$PY" -m pip install --disable-pip-version-check "$@"; }
+# pip's exit status is kept; only this machine kind's notes about empty local indexes are dropped.
+pip_install() {
+  "$PY" -m pip install --disable-pip-version-check "$@" \
+    2> >(grep -v "^WARNING: Location 'file:" >&2)
+}
 log "python: $("$PY" -c 'import sys; print(sys.version.split()[0])') at $PY"
 
 # ---------------------------------------------------------------- build tools

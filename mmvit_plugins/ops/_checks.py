@@ -65,6 +65,6 @@ def autocast_inputs(*tensors: Optional[torch.Tensor]) -> list:
     ]
 
 
-def compute_dtype(t: torch.Tensor) -> Optional[torch.dtype]:
+def compute_dtype(t: torch.Tensor) -> torch.dtype:
     """The dtype the compiled kernels run in for ``t``: half types are computed in float32."""
     return torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype

@@ -28,7 +28,7 @@ from ._checks import (autocast_inputs, check_like, check_shape, check_tensor, ch
 # ----------------------------------------------------------------------------- reference
 
 
-def neighbourhood_index(size: int, kernel_size: int, dilation: int, device=None):
+def neighborhood_index(size: int, kernel_size: int, dilation: int, device=None):
     """Window positions and bias indices along one axis.
 
     Returns:
@@ -48,8 +48,8 @@ def neighbourhood_index(size: int, kernel_size: int, dilation: int, device=None)
 def _gather_neighbours(x: Tensor, kernel_size: int, dilation: int) -> Tensor:
     """``x [B, H, W, heads, d]`` -> ``[B, H, W, k*k, heads, d]``, the window of every query."""
     B, H, W = x.shape[:3]
-    py, _ = neighbourhood_index(H, kernel_size, dilation, x.device)
-    px, _ = neighbourhood_index(W, kernel_size, dilation, x.device)
+    py, _ = neighborhood_index(H, kernel_size, dilation, x.device)
+    px, _ = neighborhood_index(W, kernel_size, dilation, x.device)
     idx = py[:, None, :, None] * W + px[None, :, None, :]  # [H, W, k, k] flat key index
     flat = x.reshape(B, H * W, *x.shape[3:])
     return flat[:, idx.reshape(-1)].reshape(B, H, W, kernel_size * kernel_size, *x.shape[3:])
@@ -57,8 +57,8 @@ def _gather_neighbours(x: Tensor, kernel_size: int, dilation: int) -> Tensor:
 
 def _rpb_table(rpb: Tensor, H: int, W: int, kernel_size: int, dilation: int) -> Tensor:
     """``rpb [heads, 2k-1, 2k-1]`` -> the bias of every (query, tap), ``[H, W, heads, k*k]``."""
-    _, ry = neighbourhood_index(H, kernel_size, dilation, rpb.device)
-    _, rx = neighbourhood_index(W, kernel_size, dilation, rpb.device)
+    _, ry = neighborhood_index(H, kernel_size, dilation, rpb.device)
+    _, rx = neighborhood_index(W, kernel_size, dilation, rpb.device)
     bias = rpb[:, ry[:, None, :, None], rx[None, :, None, :]]  # [heads, H, W, k, k]
     return bias.permute(1, 2, 0, 3, 4).reshape(H, W, rpb.shape[0], -1)
 
