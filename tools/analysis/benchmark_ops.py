@@ -142,6 +142,9 @@ def implementations(c, compile_ref):
             impls['wsa-sdpa'] = lambda q, kk, v: wsa_sdpa(q, kk, v, k)
         make = na_inputs
     if compile_ref == 'all' or compile_ref == c['op']:
+        # A fresh dynamo cache per case: every case compiles the same code object, and past
+        # dynamo's recompile limit it would silently run the eager function instead.
+        torch._dynamo.reset()
         ref = impls['reference']
         impls['reference+compile'] = torch.compile(lambda *xs: ref(*xs), dynamic=False)
     return impls, make
