@@ -95,6 +95,46 @@ inline void check_na_attn(const at::Tensor& attn, const at::Tensor& ref, const c
                     kernel_size * kernel_size, " taps in its last dim, got ", attn.sizes());
 }
 
+// The checks of each neighbourhood-attention entry point (shared by every device).
+inline void check_na_qk(const at::Tensor& q, const at::Tensor& k,
+                        const c10::optional<at::Tensor>& rpb, int64_t kernel_size,
+                        int64_t dilation) {
+  check_kernel(kernel_size, dilation);
+  check_na_map(q, "q", kernel_size, dilation);
+  check_na_pair(q, k, "q", "k", true);
+  if (rpb.has_value() && rpb->defined()) check_rpb(*rpb, q, kernel_size);
+}
+
+inline void check_na_qk_backward(const at::Tensor& grad_attn, const at::Tensor& q,
+                                 const at::Tensor& k, int64_t kernel_size, int64_t dilation) {
+  check_na_qk(q, k, c10::nullopt, kernel_size, dilation);
+  check_na_attn(grad_attn, q, "grad_attn", "q", kernel_size);
+}
+
+inline void check_na_av(const at::Tensor& attn, const at::Tensor& v, int64_t kernel_size,
+                        int64_t dilation) {
+  check_kernel(kernel_size, dilation);
+  check_na_map(v, "v", kernel_size, dilation);
+  check_na_attn(attn, v, "attn", "v", kernel_size);
+}
+
+inline void check_na_av_backward(const at::Tensor& grad_out, const at::Tensor& attn,
+                                 const at::Tensor& v, int64_t kernel_size, int64_t dilation) {
+  check_na_av(attn, v, kernel_size, dilation);
+  check_na_pair(v, grad_out, "v", "grad_out", true);
+}
+
+inline void check_elsa_backward(const at::Tensor& grad_out, const at::Tensor& v,
+                                const at::Tensor& attn,
+                                const c10::optional<at::Tensor>& mul_ghost,
+                                const c10::optional<at::Tensor>& add_ghost, int64_t kernel_size,
+                                int64_t dilation) {
+  check_elsa(v, attn, mul_ghost, add_ghost, kernel_size, dilation);
+  check_same(grad_out, v, "grad_out", "v");
+  TORCH_CHECK_VALUE(grad_out.sizes() == v.sizes(), "grad_out ", grad_out.sizes(),
+                    " must have the shape of v ", v.sizes());
+}
+
 // For device entry points whose kernels are not written yet.
 [[noreturn]] inline void not_implemented(const char* op, const char* device) {
   TORCH_CHECK_NOT_IMPLEMENTED(false, op, ": ", device, " kernels are not implemented yet");

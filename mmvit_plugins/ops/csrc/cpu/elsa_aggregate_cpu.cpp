@@ -181,10 +181,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> elsa_aggregate_backwa
     const at::Tensor& grad_out_in, const at::Tensor& v_in, const at::Tensor& attn_in,
     const c10::optional<at::Tensor>& mul_ghost, const c10::optional<at::Tensor>& add_ghost,
     int64_t kernel_size, int64_t dilation, std::array<bool, 4> output_mask) {
-  check_elsa(v_in, attn_in, mul_ghost, add_ghost, kernel_size, dilation);
-  check_same(grad_out_in, v_in, "grad_out", "v");
-  TORCH_CHECK_VALUE(grad_out_in.sizes() == v_in.sizes(), "grad_out ", grad_out_in.sizes(),
-                    " must have the shape of v ", v_in.sizes());
+  check_elsa_backward(grad_out_in, v_in, attn_in, mul_ghost, add_ghost, kernel_size, dilation);
   const at::Tensor dy = grad_out_in.contiguous(), v = v_in.contiguous();
   const at::Tensor attn = attn_in.contiguous();
   const at::Tensor m = opt(mul_ghost) ? mul_ghost->contiguous() : at::Tensor();

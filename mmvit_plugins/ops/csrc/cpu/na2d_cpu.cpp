@@ -61,29 +61,39 @@ inline void axpy(T w, const T* __restrict__ x, T* __restrict__ y, int d) {
   for (int c = 0; c < d; ++c) y[c] += w * x[c];
 }
 
-// out[i,h,t] = <a[i,h,:], b[n(i,t),h,:]> (+ rpb[h, ry, rx]); a, b: [.., heads, d], out: [.., heads, K].
-template <typename T>
-void neighbourhood_dot(const Geometry& g, const T* a, const T* b, const T* rpb, T* out, int d) {
-  const int k = g.k, K = k * k, R = 2 * k - 1;
+// Calls fn(row, i, first, wy, wx) for every query pixel, in parallel over (b, y) rows: `row` is
+// b * H + y, `i` the query's flat pixel index, `first` the flat index of its first neighbour
+// (tap 0); tap (my, mx) is pixel first + (my * W + mx) * dil.
+template <typename F>
+void for_each_query(const Geometry& g, const F& fn) {
   at::parallel_for(0, int64_t(g.B) * g.H, 1, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int bi = row / g.H, y = row % g.H;
-      const AxisWindow wy = g.ty.win[y];
+      const AxisWindow& wy = g.ty.win[y];
       for (int x = 0; x < g.W; ++x) {
-        const AxisWindow wx = g.tx.win[x];
-        const int64_t i = g.pixel(bi, y, x);
-        for (int h = 0; h < g.heads; ++h) {
-          const T* ai = a + (i * g.heads + h) * d;
-          T* o = out + (i * g.heads + h) * K;
-          for (int my = 0; my < k; ++my) {
-            const int64_t krow = g.pixel(bi, wy.start + my * g.dil, 0);
-            for (int mx = 0; mx < k; ++mx) {
-              const int64_t j = krow + wx.start + mx * g.dil;
-              T s = dot(ai, b + (j * g.heads + h) * d, d);
-              if (rpb) s += rpb[(int64_t(h) * R + wy.rpb_off + my) * R + wx.rpb_off + mx];
-              o[my * k + mx] = s;
-            }
-          }
+        const AxisWindow& wx = g.tx.win[x];
+        fn(row, g.pixel(bi, y, x), g.pixel(bi, wy.start, wx.start), wy, wx);
+      }
+    }
+  });
+}
+
+// out[i,h,t] = <a[i,h,:], b[n(i,t),h,:]> (+ rpb[h, ry, rx]); a, b: [.., heads, d], out: [.., heads, K].
+template <typename T>
+void neighbourhood_dot(const Geometry& g, const T* a, const T* b, const T* rpb, T* out, int d) {
+  const int k = g.k, K = k * k, R = 2 * k - 1, heads = g.heads;
+  const int64_t step_y = int64_t(g.W) * g.dil, step_x = g.dil;
+  for_each_query(g, [&](int64_t, int64_t i, int64_t first, const AxisWindow& wy,
+                        const AxisWindow& wx) {
+    for (int h = 0; h < heads; ++h) {
+      const T* ai = a + (i * heads + h) * d;
+      T* o = out + (i * heads + h) * K;
+      for (int my = 0; my < k; ++my) {
+        for (int mx = 0; mx < k; ++mx) {
+          const int64_t j = first + my * step_y + mx * step_x;
+          T s = dot(ai, b + (j * heads + h) * d, d);
+          if (rpb) s += rpb[(int64_t(h) * R + wy.rpb_off + my) * R + wx.rpb_off + mx];
+          o[my * k + mx] = s;
         }
       }
     }
@@ -93,27 +103,17 @@ void neighbourhood_dot(const Geometry& g, const T* a, const T* b, const T* rpb, 
 // out[i,h,:] = sum_t w[i,h,t] * b[n(i,t),h,:]; w: [.., heads, K], b and out: [.., heads, d].
 template <typename T>
 void neighbourhood_sum(const Geometry& g, const T* w, const T* b, T* out, int d) {
-  const int k = g.k, K = k * k;
-  at::parallel_for(0, int64_t(g.B) * g.H, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int bi = row / g.H, y = row % g.H;
-      const AxisWindow wy = g.ty.win[y];
-      for (int x = 0; x < g.W; ++x) {
-        const AxisWindow wx = g.tx.win[x];
-        const int64_t i = g.pixel(bi, y, x);
-        for (int h = 0; h < g.heads; ++h) {
-          const T* wi = w + (i * g.heads + h) * K;
-          T* o = out + (i * g.heads + h) * d;
-          std::fill(o, o + d, T(0));
-          for (int my = 0; my < k; ++my) {
-            const int64_t krow = g.pixel(bi, wy.start + my * g.dil, 0);
-            for (int mx = 0; mx < k; ++mx) {
-              const int64_t j = krow + wx.start + mx * g.dil;
-              axpy(wi[my * k + mx], b + (j * g.heads + h) * d, o, d);
-            }
-          }
-        }
-      }
+  const int k = g.k, K = k * k, heads = g.heads;
+  const int64_t step_y = int64_t(g.W) * g.dil, step_x = g.dil;
+  for_each_query(g, [&](int64_t, int64_t i, int64_t first, const AxisWindow&,
+                        const AxisWindow&) {
+    for (int h = 0; h < heads; ++h) {
+      const T* wi = w + (i * heads + h) * K;
+      T* o = out + (i * heads + h) * d;
+      std::fill(o, o + d, T(0));
+      for (int my = 0; my < k; ++my)
+        for (int mx = 0; mx < k; ++mx)
+          axpy(wi[my * k + mx], b + ((first + my * step_y + mx * step_x) * heads + h) * d, o, d);
     }
   });
 }
@@ -148,38 +148,28 @@ void inverse_sum(const Geometry& g, const T* w, const T* a, T* out, int d) {
 // Per-row partial tables in float64, reduced at the end.
 template <typename T>
 at::Tensor rpb_grad(const Geometry& g, const T* ga, const at::TensorOptions& opts) {
-  const int k = g.k, K = k * k, R = 2 * k - 1;
-  const int64_t rows = int64_t(g.B) * g.H, table = int64_t(g.heads) * R * R;
+  const int k = g.k, K = k * k, R = 2 * k - 1, heads = g.heads;
+  const int64_t rows = int64_t(g.B) * g.H, table = int64_t(heads) * R * R;
   at::Tensor partial = at::zeros({rows, table}, opts.dtype(at::kDouble));
   double* pp = partial.data_ptr<double>();
-  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int bi = row / g.H, y = row % g.H;
-      const AxisWindow wy = g.ty.win[y];
-      double* acc = pp + row * table;
-      for (int x = 0; x < g.W; ++x) {
-        const AxisWindow wx = g.tx.win[x];
-        const int64_t i = g.pixel(bi, y, x);
-        for (int h = 0; h < g.heads; ++h) {
-          const T* gi = ga + (i * g.heads + h) * K;
-          for (int my = 0; my < k; ++my)
-            for (int mx = 0; mx < k; ++mx)
-              acc[(int64_t(h) * R + wy.rpb_off + my) * R + wx.rpb_off + mx] += gi[my * k + mx];
-        }
-      }
+  for_each_query(g, [&](int64_t row, int64_t i, int64_t, const AxisWindow& wy,
+                        const AxisWindow& wx) {
+    double* acc = pp + row * table;
+    for (int h = 0; h < heads; ++h) {
+      const T* gi = ga + (i * heads + h) * K;
+      for (int my = 0; my < k; ++my)
+        for (int mx = 0; mx < k; ++mx)
+          acc[(int64_t(h) * R + wy.rpb_off + my) * R + wx.rpb_off + mx] += gi[my * k + mx];
     }
   });
-  return partial.sum(0).view({g.heads, R, R});
+  return partial.sum(0).view({heads, R, R});
 }
 
 at::Tensor na2d_qk_forward_cpu(const at::Tensor& q_in, const at::Tensor& k_in,
                                const c10::optional<at::Tensor>& rpb_in, int64_t kernel_size,
                                int64_t dilation) {
-  check_kernel(kernel_size, dilation);
-  check_na_map(q_in, "q", kernel_size, dilation);
-  check_na_pair(q_in, k_in, "q", "k", true);
+  check_na_qk(q_in, k_in, rpb_in, kernel_size, dilation);
   const bool has_rpb = rpb_in.has_value() && rpb_in->defined();
-  if (has_rpb) check_rpb(*rpb_in, q_in, kernel_size);
   const at::Tensor q = q_in.contiguous(), k = k_in.contiguous();
   const at::Tensor rpb = has_rpb ? rpb_in->contiguous() : at::Tensor();
   const Geometry g(q, kernel_size, dilation);
@@ -195,10 +185,7 @@ at::Tensor na2d_qk_forward_cpu(const at::Tensor& q_in, const at::Tensor& k_in,
 std::tuple<at::Tensor, at::Tensor, at::Tensor> na2d_qk_backward_cpu(
     const at::Tensor& grad_in, const at::Tensor& q_in, const at::Tensor& k_in,
     int64_t kernel_size, int64_t dilation, std::array<bool, 3> output_mask) {
-  check_kernel(kernel_size, dilation);
-  check_na_map(q_in, "q", kernel_size, dilation);
-  check_na_pair(q_in, k_in, "q", "k", true);
-  check_na_attn(grad_in, q_in, "grad_attn", "q", kernel_size);
+  check_na_qk_backward(grad_in, q_in, k_in, kernel_size, dilation);
   const at::Tensor ga = grad_in.contiguous(), q = q_in.contiguous(), k = k_in.contiguous();
   const Geometry g(q, kernel_size, dilation);
   const int d = q.size(4);
@@ -220,9 +207,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> na2d_qk_backward_cpu(
 
 at::Tensor na2d_av_forward_cpu(const at::Tensor& attn_in, const at::Tensor& v_in,
                                int64_t kernel_size, int64_t dilation) {
-  check_kernel(kernel_size, dilation);
-  check_na_map(v_in, "v", kernel_size, dilation);
-  check_na_attn(attn_in, v_in, "attn", "v", kernel_size);
+  check_na_av(attn_in, v_in, kernel_size, dilation);
   const at::Tensor attn = attn_in.contiguous(), v = v_in.contiguous();
   const Geometry g(v, kernel_size, dilation);
   at::Tensor out = at::empty_like(v);
@@ -238,10 +223,7 @@ std::tuple<at::Tensor, at::Tensor> na2d_av_backward_cpu(const at::Tensor& grad_i
                                                         const at::Tensor& v_in,
                                                         int64_t kernel_size, int64_t dilation,
                                                         std::array<bool, 2> output_mask) {
-  check_kernel(kernel_size, dilation);
-  check_na_map(v_in, "v", kernel_size, dilation);
-  check_na_attn(attn_in, v_in, "attn", "v", kernel_size);
-  check_na_pair(v_in, grad_in, "v", "grad_out", true);
+  check_na_av_backward(grad_in, attn_in, v_in, kernel_size, dilation);
   const at::Tensor go = grad_in.contiguous(), attn = attn_in.contiguous(), v = v_in.contiguous();
   const Geometry g(v, kernel_size, dilation);
   const int d = v.size(4);

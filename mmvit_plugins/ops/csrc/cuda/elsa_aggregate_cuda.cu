@@ -21,7 +21,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> elsa_aggregate_backwa
     const at::Tensor& grad_out, const at::Tensor& v, const at::Tensor& attn,
     const c10::optional<at::Tensor>& mul_ghost, const c10::optional<at::Tensor>& add_ghost,
     int64_t kernel_size, int64_t dilation, std::array<bool, 4> output_mask) {
-  check_elsa(v, attn, mul_ghost, add_ghost, kernel_size, dilation);
+  check_elsa_backward(grad_out, v, attn, mul_ghost, add_ghost, kernel_size, dilation);
   not_implemented("elsa_aggregate_backward", "CUDA");
 }
 

@@ -12,28 +12,20 @@ namespace {
 at::Tensor na2d_qk_forward_cuda(const at::Tensor& q, const at::Tensor& k,
                                 const c10::optional<at::Tensor>& rpb, int64_t kernel_size,
                                 int64_t dilation) {
-  check_kernel(kernel_size, dilation);
-  check_na_map(q, "q", kernel_size, dilation);
-  check_na_pair(q, k, "q", "k", true);
-  if (rpb.has_value() && rpb->defined()) check_rpb(*rpb, q, kernel_size);
+  check_na_qk(q, k, rpb, kernel_size, dilation);
   not_implemented("na2d_qk_forward", "CUDA");
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> na2d_qk_backward_cuda(
     const at::Tensor& grad_attn, const at::Tensor& q, const at::Tensor& k, int64_t kernel_size,
     int64_t dilation, std::array<bool, 3> output_mask) {
-  check_kernel(kernel_size, dilation);
-  check_na_map(q, "q", kernel_size, dilation);
-  check_na_pair(q, k, "q", "k", true);
-  check_na_attn(grad_attn, q, "grad_attn", "q", kernel_size);
+  check_na_qk_backward(grad_attn, q, k, kernel_size, dilation);
   not_implemented("na2d_qk_backward", "CUDA");
 }
 
 at::Tensor na2d_av_forward_cuda(const at::Tensor& attn, const at::Tensor& v, int64_t kernel_size,
                                 int64_t dilation) {
-  check_kernel(kernel_size, dilation);
-  check_na_map(v, "v", kernel_size, dilation);
-  check_na_attn(attn, v, "attn", "v", kernel_size);
+  check_na_av(attn, v, kernel_size, dilation);
   not_implemented("na2d_av_forward", "CUDA");
 }
 
@@ -42,9 +34,7 @@ std::tuple<at::Tensor, at::Tensor> na2d_av_backward_cuda(const at::Tensor& grad_
                                                          const at::Tensor& v, int64_t kernel_size,
                                                          int64_t dilation,
                                                          std::array<bool, 2> output_mask) {
-  check_kernel(kernel_size, dilation);
-  check_na_map(v, "v", kernel_size, dilation);
-  check_na_attn(attn, v, "attn", "v", kernel_size);
+  check_na_av_backward(grad_out, attn, v, kernel_size, dilation);
   not_implemented("na2d_av_backward", "CUDA");
 }
 
