@@ -19,6 +19,11 @@ def our_names():
 
 def test_both_op_families_registered():
     assert {'ELSAAggregation', 'NeighborhoodAttention2D'} <= set(our_names())
+    from mmvit_plugins.ops import registered_ops
+    assert registered_ops() == {
+        f'{op}_{step}': ['CPU'] + (['CUDA'] if mmvit_plugins.ops.WITH_CUDA else [])
+        for op in ('elsa_aggregate', 'na2d_qk', 'na2d_av') for step in ('forward', 'backward')
+    }
 
 
 @pytest.mark.parametrize('lib', LIBS)

@@ -37,6 +37,22 @@ def use_ext(t: torch.Tensor) -> bool:
     return t.device.type in _KERNEL_DEVICES
 
 
+def registered_ops() -> dict:
+    """The compiled ops (``torch.ops.mmvit_plugins.<name>``) and the devices with kernels.
+
+    Returns:
+        dict[str, list[str]]: e.g. ``{'na2d_qk_forward': ['CPU'], ...}``; empty without the
+        extension. ``'CUDA'`` appears once the CUDA entry points are compiled in.
+    """
+    names = sorted(n.split('::', 1)[1] for n in torch._C._dispatch_get_all_op_names()
+                   if n.startswith('mmvit_plugins::'))
+    return {
+        name: [key for key in ('CPU', 'CUDA')
+               if torch._C._dispatch_has_kernel_for_dispatch_key(f'mmvit_plugins::{name}', key)]
+        for name in names
+    }
+
+
 def _empty(like):
     return like.new_empty((0, ))
 
