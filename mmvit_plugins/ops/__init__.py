@@ -11,7 +11,8 @@ from .neighborhood_attn import (NA2DAVFunction, NA2DQKFunction, NeighborhoodAtte
                                 na2d_reference)
 
 __all__ = [
-    'HAS_EXT', 'WITH_CUDA', 'registered_ops', 'elsa_aggregate', 'elsa_aggregate_reference', 'ELSAAggregateFunction',
+    'HAS_EXT', 'WITH_CUDA', 'registered_ops',
+    'elsa_aggregate', 'elsa_aggregate_reference', 'ELSAAggregateFunction',
     'ELSAAggregation', 'na2d', 'na2d_qk', 'na2d_av', 'na2d_reference', 'na2d_qk_reference',
     'na2d_av_reference', 'NA2DQKFunction', 'NA2DAVFunction', 'NeighborhoodAttention2D'
 ]
