@@ -1,2 +1,2 @@
-"""Backbones and necks (one family per file). The first ones arrive with their own issues; the
-op modules in :mod:`mmvit_plugins.ops` are registered already."""
+"""Backbones and necks (one family per file), registered on import."""
+from .backbones import *  # noqa: F401,F403

@@ -1,0 +1,3 @@
+from .hrvit import HRViT
+
+__all__ = ['HRViT']
