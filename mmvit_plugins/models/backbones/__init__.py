@@ -1,3 +1,3 @@
-from .hrvit import HRViT
+from .hrvit import HRViT, convert_hrvit
 
-__all__ = ['HRViT']
+__all__ = ['HRViT', 'convert_hrvit']

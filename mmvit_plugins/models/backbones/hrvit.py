@@ -472,3 +472,45 @@ class HRViT(BaseModule):
             fusion, body = self.features[2 * m], self.features[2 * m + 1]
             xs = body(fusion(xs, sizes[:len(fusion.blocks)]))
         return tuple(xs[i] for i in self.out_indices)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def convert_hrvit(checkpoint: dict) -> dict:
+    """Original HRViT weights -> this package's classifier layout.
+
+    Accepts a timm training checkpoint (``state_dict``, else ``state_dict_ema``, else ``model``)
+    or a bare state dict, with or without a ``module.`` prefix. Mapping: ``stem.*`` and
+    ``features.*`` -> ``backbone.*`` (names unchanged inside); ``head.classifier.*`` ->
+    ``head.fc.*``; the rest of ``head.*`` -> ``neck.*`` (:class:`HRViTClsNeck`). A segmentor's
+    ``backbone.*`` keys pass through unchanged.
+
+    Raises:
+        ValueError: on keys this converter does not know (e.g. an original segmentor's
+            ``decode_head.*``, whose head is not ported yet), instead of dropping them silently.
+    """
+    state_dict = checkpoint
+    for key in ('state_dict', 'state_dict_ema', 'model'):
+        if isinstance(checkpoint.get(key), dict):
+            state_dict = checkpoint[key]
+            break
+    converted, unknown = {}, []
+    for key, value in state_dict.items():
+        if key.startswith('module.'):
+            key = key[len('module.'):]
+        if key.startswith(('stem.', 'features.')):
+            converted['backbone.' + key] = value
+        elif key.startswith('backbone.'):
+            converted[key] = value
+        elif key.startswith('head.classifier.'):
+            converted['head.fc.' + key[len('head.classifier.'):]] = value
+        elif key.startswith('head.'):
+            converted['neck.' + key[len('head.'):]] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ValueError(f'convert_hrvit: {len(unknown)} keys of unknown layout, e.g. '
+                         f'{unknown[:3]}; only HRViT ImageNet models and segmentor backbones '
+                         'are converted')
+    return converted

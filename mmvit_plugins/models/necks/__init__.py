@@ -1,0 +1,3 @@
+from .hrvit_cls_neck import HRViTClsNeck
+
+__all__ = ['HRViTClsNeck']
