@@ -19,6 +19,7 @@ Differences from the original:
 * ``out_indices``, ``frozen_stages``, ``norm_eval`` as in other OpenMMLab backbones.
 """
 import copy
+import logging
 import math
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import constant_init, trunc_normal_init
 from torch import Tensor, nn
@@ -343,7 +345,8 @@ class HRViT(BaseModule):
         norm_eval (bool): keep BN layers in eval mode while training. Defaults to False.
         with_cp (bool): checkpoint the attention and the FFN of every block. Defaults to False.
         init_cfg (dict, optional): mmengine init config. Defaults to None (truncated normal
-            std 0.02 for Linear weights, LayerNorm (1, 0); the attention BN stays zero).
+            std 0.02 for Linear weights, LayerNorm (1, 0); the attention BN stays zero). A
+            ``Pretrained`` entry whose checkpoint is None means the same, with a warning.
 
     Returns (forward): tuple of ``[B, C_i, ceil(H / s_i), ceil(W / s_i)]`` for ``i`` in
     ``out_indices``, ``s_i = 4 * 2**i``.
@@ -431,8 +434,14 @@ class HRViT(BaseModule):
         return arch
 
     def init_weights(self):
-        if self.init_cfg is not None:
+        cfg = self.init_cfg
+        placeholder = isinstance(cfg, dict) and cfg.get('type') == 'Pretrained' \
+            and cfg.get('checkpoint') is None
+        if cfg is not None and not placeholder:
             return super().init_weights()
+        if placeholder:  # configs carry it so `--cfg-options ...checkpoint=PATH` can fill it
+            print_log('HRViT: init_cfg Pretrained has no checkpoint; initialising from scratch',
+                      logger='current', level=logging.WARNING)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 trunc_normal_init(m, std=0.02, bias=0.)
