@@ -2,7 +2,6 @@
 import math
 import os.path as osp
 
-import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
