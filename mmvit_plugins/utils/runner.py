@@ -24,6 +24,7 @@ mmengine's root ``OPTIM_WRAPPERS`` and ``MODEL_WRAPPERS``, where the builders of
 libraries find them, so a config with our usual ``custom_imports`` may name them directly.
 """
 import argparse
+import gc
 import importlib.util
 import logging
 import os
@@ -494,7 +495,12 @@ def run(cfg: Config, mode: str) -> None:
     runner = build_runner(cfg)
     getattr(runner, mode)()
     if own_process_group:
-        torch_dist.barrier()  # no rank tears gloo down while another still talks to it
+        # Release the runner (and its DDP wrapper, which holds the process group) before the
+        # group goes: a wrapper destroyed after it can abort the process at exit. The barrier
+        # keeps any rank from tearing gloo down while another still talks to it.
+        del runner
+        gc.collect()
+        torch_dist.barrier()
         torch_dist.destroy_process_group()
 
 
