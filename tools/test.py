@@ -8,10 +8,9 @@ Usage::
 The metrics of the config's ``test_evaluator`` are printed and logged to the work dir.
 """
 import argparse
-import os
 import sys
 
-from mmvit_plugins.utils import add_runner_args, prepare_test_cfg, run
+from mmvit_plugins.utils import add_runner_args, parse_runner_args, prepare_test_cfg, run
 
 
 def parse_args(argv=None):
@@ -35,9 +34,7 @@ def parse_args(argv=None):
         help='save painted predictions in this directory (relative to the current one); '
         'the config needs a visualization hook in default_hooks')
     add_runner_args(parser, 'test_dataloader.batch_size=1')
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_runner_args(parser, argv)
 
 
 def main(argv=None):

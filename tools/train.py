@@ -10,10 +10,9 @@ Without CUDA, ``--amp`` trains with bfloat16 autocast on the CPU and ``--launche
 uses the gloo backend (see :mod:`mmvit_plugins.utils.runner`).
 """
 import argparse
-import os
 import sys
 
-from mmvit_plugins.utils import add_runner_args, prepare_train_cfg, run
+from mmvit_plugins.utils import add_runner_args, parse_runner_args, prepare_train_cfg, run
 
 
 def parse_args(argv=None):
@@ -41,9 +40,7 @@ def parse_args(argv=None):
         help='resume from this checkpoint; without a path, from the latest checkpoint '
         'in the work dir')
     add_runner_args(parser, 'train_cfg.max_epochs=2 optim_wrapper.optimizer.lr=0.01')
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_runner_args(parser, argv)
 
 
 def main(argv=None):

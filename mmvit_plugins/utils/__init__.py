@@ -1,10 +1,11 @@
 """Utilities shared by the training and testing tools (``tools/train.py``, ``tools/test.py``)."""
 from .runner import (CPUBF16AmpOptimWrapper, CPUDistributedDataParallel, add_runner_args,
                      allow_mmengine_checkpoints, build_runner, init_cpu_dist, load_config,
-                     prepare_test_cfg, prepare_train_cfg, resolve_config_path, run)
+                     parse_runner_args, prepare_test_cfg, prepare_train_cfg,
+                     resolve_config_path, run)
 
 __all__ = [
     'CPUBF16AmpOptimWrapper', 'CPUDistributedDataParallel', 'add_runner_args',
     'allow_mmengine_checkpoints', 'build_runner', 'init_cpu_dist', 'load_config',
-    'prepare_test_cfg', 'prepare_train_cfg', 'resolve_config_path', 'run'
+    'parse_runner_args', 'prepare_test_cfg', 'prepare_train_cfg', 'resolve_config_path', 'run'
 ]

@@ -47,7 +47,8 @@ from mmengine.runner import Runner
 __all__ = [
     'CPUBF16AmpOptimWrapper', 'CPUDistributedDataParallel',
     'add_runner_args', 'allow_mmengine_checkpoints', 'build_runner', 'init_cpu_dist',
-    'load_config', 'prepare_test_cfg', 'prepare_train_cfg', 'resolve_config_path', 'run'
+    'load_config', 'parse_runner_args', 'prepare_test_cfg', 'prepare_train_cfg',
+    'resolve_config_path', 'run'
 ]
 
 # The statistics methods that ``HistoryBuffer.__getstate__`` pickles by reference.
@@ -530,3 +531,21 @@ def add_runner_args(parser: argparse.ArgumentParser, cfg_options_example: str) -
         default='none',
         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runner_args(parser: argparse.ArgumentParser,
+                      argv: Optional[list] = None) -> argparse.Namespace:
+    """Parse the command line of a tool built with :func:`add_runner_args`.
+
+    Also copies ``--local-rank`` to ``LOCAL_RANK`` (unless set), as the OpenMMLab tools do.
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's parser.
+        argv (list[str], optional): Arguments; defaults to ``sys.argv[1:]``.
+
+    Returns:
+        argparse.Namespace: The arguments.
+    """
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
