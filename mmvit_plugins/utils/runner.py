@@ -189,6 +189,21 @@ def _use_cpu_dist(cfg: Config) -> bool:
     return cfg.get('launcher', 'none') == 'pytorch' and not torch.cuda.is_available()
 
 
+def _replace_sync_bn(node) -> bool:
+    """Turn every ``type='SyncBN'`` in a (nested) config into ``'BN'``; True if any was."""
+    found = False
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'] = 'BN'
+            found = True
+        for value in node.values():
+            found = _replace_sync_bn(value) or found
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            found = _replace_sync_bn(value) or found
+    return found
+
+
 def _setup_launcher(cfg: Config, launcher: str) -> None:
     """Set ``cfg.launcher`` and, for a CPU ``pytorch`` launch, the gloo backend and CPU DDP."""
     cfg.launcher = launcher
@@ -202,6 +217,10 @@ def _setup_launcher(cfg: Config, launcher: str) -> None:
     dist_cfg['backend'] = 'gloo'
     env_cfg['dist_cfg'] = dist_cfg
     cfg.env_cfg = env_cfg
+    if _replace_sync_bn(cfg.get('model')):
+        print_log("No CUDA: 'SyncBN' layers replaced by 'BN' (torch's SyncBatchNorm syncs "
+                  'only CUDA tensors); batch statistics are per process',
+                  logger='current', level=logging.WARNING)
 
     wrapper_cfg = cfg.get('model_wrapper_cfg')
     if wrapper_cfg is None:
