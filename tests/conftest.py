@@ -10,3 +10,15 @@ EXTENDED = os.environ.get('MMVIT_EXTENDED_TESTS', '0') == '1'
 def _seed():
     import torch
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope='session')
+def demo_data(tmp_path_factory):
+    """A small copy of the bundled demo data (generated once per session); returns its root."""
+    import os.path as osp
+    import sys
+    sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools',
+                                'dataset_converters'))
+    from make_demo_data import make_demo_data
+    root = str(tmp_path_factory.mktemp('demo_data'))
+    return make_demo_data(root, seed=0, num_coco=(8, 4), num_semantic=(6, 3))

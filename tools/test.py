@@ -9,8 +9,13 @@ The metrics of the config's ``test_evaluator`` are printed and logged to the wor
 """
 import argparse
 import sys
+import warnings
 
-from mmvit_plugins.utils import add_runner_args, parse_runner_args, prepare_test_cfg, run
+# setuptools' notice about mmengine's use of pkg_resources: noise in front of every message
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
+
+from mmvit_plugins.utils import (  # noqa: E402
+    add_runner_args, check_data, parse_runner_args, prepare_test_cfg, run)
 
 
 def parse_args(argv=None):
@@ -47,6 +52,7 @@ def main(argv=None):
             cfg_options=args.cfg_options,
             launcher=args.launcher,
             show_dir=args.show_dir)
+        check_data(cfg, ('test_dataloader', ))
     except (FileNotFoundError, ValueError) as e:  # bad paths or arguments: one line
         sys.exit(f'test.py: error: {e}')
 

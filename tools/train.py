@@ -11,8 +11,13 @@ uses the gloo backend (see :mod:`mmvit_plugins.utils.runner`).
 """
 import argparse
 import sys
+import warnings
 
-from mmvit_plugins.utils import add_runner_args, parse_runner_args, prepare_train_cfg, run
+# setuptools' notice about mmengine's use of pkg_resources: noise in front of every message
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
+
+from mmvit_plugins.utils import (  # noqa: E402
+    add_runner_args, check_data, parse_runner_args, prepare_train_cfg, run)
 
 
 def parse_args(argv=None):
@@ -53,6 +58,7 @@ def main(argv=None):
             amp=args.amp,
             resume=args.resume,
             launcher=args.launcher)
+        check_data(cfg, ('train_dataloader', 'val_dataloader'))
     except (FileNotFoundError, ValueError) as e:  # bad paths or arguments: one line
         sys.exit(f'train.py: error: {e}')
 

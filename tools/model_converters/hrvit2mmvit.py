@@ -2,10 +2,12 @@
 
     python tools/model_converters/hrvit2mmvit.py SRC DST
 
-SRC: a timm ImageNet checkpoint of the original code (or a bare state dict). DST then loads
-with ``load_checkpoint(model, DST, strict=True)`` into ``configs/cls_hrvit_b*_in1k.py``'s
-classifier, and its backbone part through the backbone's
-``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')`` in any config.
+SRC: a timm ImageNet checkpoint of the original code, an original mmseg segmentor checkpoint,
+or a bare state dict. DST then loads with ``load_checkpoint(model, DST, strict=True)`` into
+``configs/cls_hrvit_b*_in1k.py``'s classifier (or, from a segmentor, into the matching
+``configs/{segformer,upernet}_hrvit_*.py`` segmentor), and its backbone part through the
+backbone's ``init_cfg=dict(type='Pretrained', checkpoint=DST, prefix='backbone.')`` in any
+config.
 
 SRC is read with ``torch.load(weights_only=True)``: nothing in it can run code. Only
 ``argparse.Namespace`` (the ``args`` timm stores) is allowed beyond tensors and containers.

@@ -2,7 +2,8 @@
 # classes, 200 train / 50 val images of 160-224 px. A demo config lists this file after the real
 # config in `_base_` and takes the `demo_*` values, e.g.
 #   train_dataloader = {{_base_.demo_train_dataloader}}
-# which merges into (and so overrides the data of) the real config's dataloader.
+# which merges into (and so overrides the data of) the real config's dataloader. The evaluator
+# names no metric, so the real config's metrics are kept.
 demo_data_root = 'data/demo/coco/'
 demo_metainfo = dict(classes=('square', 'circle', 'triangle'))
 demo_num_classes = 3

@@ -487,17 +487,19 @@ class HRViT(BaseModule):
 
 
 def convert_hrvit(checkpoint: dict) -> dict:
-    """Original HRViT weights -> this package's classifier layout.
+    """Original HRViT weights -> this package's classifier or segmentor layout.
 
-    Accepts a timm training checkpoint (``state_dict``, else ``state_dict_ema``, else ``model``)
-    or a bare state dict, with or without a ``module.`` prefix. Mapping: ``stem.*`` and
-    ``features.*`` -> ``backbone.*`` (names unchanged inside); ``head.classifier.*`` ->
-    ``head.fc.*``; the rest of ``head.*`` -> ``neck.*`` (:class:`HRViTClsNeck`). A segmentor's
-    ``backbone.*`` keys pass through unchanged.
+    Accepts a timm training checkpoint (``state_dict``, else ``state_dict_ema``, else ``model``),
+    an original mmseg segmentor checkpoint (``state_dict``), or a bare state dict, with or
+    without a ``module.`` prefix. Mapping: ``stem.*`` and ``features.*`` -> ``backbone.*``
+    (names unchanged inside); ``head.classifier.*`` -> ``head.fc.*``; the rest of ``head.*`` ->
+    ``neck.*`` (:class:`HRViTClsNeck`). A segmentor's ``backbone.*``, ``decode_head.*`` and
+    ``auxiliary_head.*`` keys pass through unchanged: the SegFormer head
+    (:class:`HRViTSegformerHead`) and mmseg's ``UPerHead`` / ``FCNHead`` keep the original
+    names.
 
     Raises:
-        ValueError: on keys this converter does not know (e.g. an original segmentor's
-            ``decode_head.*``, whose head is not ported yet), instead of dropping them silently.
+        ValueError: on keys this converter does not know, instead of dropping them silently.
     """
     state_dict = checkpoint
     for key in ('state_dict', 'state_dict_ema', 'model'):
@@ -510,7 +512,7 @@ def convert_hrvit(checkpoint: dict) -> dict:
             key = key[len('module.'):]
         if key.startswith(('stem.', 'features.')):
             converted['backbone.' + key] = value
-        elif key.startswith('backbone.'):
+        elif key.startswith(('backbone.', 'decode_head.', 'auxiliary_head.')):
             converted[key] = value
         elif key.startswith('head.classifier.'):
             converted['head.fc.' + key[len('head.classifier.'):]] = value
@@ -520,6 +522,6 @@ def convert_hrvit(checkpoint: dict) -> dict:
             unknown.append(key)
     if unknown:
         raise ValueError(f'convert_hrvit: {len(unknown)} keys of unknown layout, e.g. '
-                         f'{unknown[:3]}; only HRViT ImageNet models and segmentor backbones '
-                         'are converted')
+                         f'{unknown[:3]}; only HRViT ImageNet models and segmentors are '
+                         'converted')
     return converted

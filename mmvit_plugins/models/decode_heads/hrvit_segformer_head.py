@@ -45,14 +45,15 @@ class HRViTSegformerHead(BaseDecodeHead):
                  mlp_norm: bool = False,
                  mlp_act: bool = False,
                  **kwargs):
-        super().__init__(input_transform='multiple_select', **kwargs)
-        if not isinstance(self.in_channels, Sequence) or len(self.in_channels) != len(
-                self.in_index):
+        in_channels, in_index = kwargs.get('in_channels'), kwargs.get('in_index')
+        if (not isinstance(in_channels, Sequence) or not isinstance(in_index, Sequence)
+                or len(in_channels) != len(in_index)):
             raise ValueError('in_channels and in_index must be sequences of the same length, '
-                             f'got {self.in_channels!r} and {self.in_index!r}')
+                             f'got {in_channels!r} and {in_index!r}')
         if interpolate_mode not in ('bilinear', 'nearest', 'bicubic'):
             raise ValueError("interpolate_mode must be 'bilinear', 'nearest' or 'bicubic', "
                              f'got {interpolate_mode!r}')
+        super().__init__(input_transform='multiple_select', **kwargs)
         self.interpolate_mode = interpolate_mode
         self.convs = torch.nn.ModuleList(
             ConvModule(

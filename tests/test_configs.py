@@ -1,0 +1,122 @@
+"""Every config parses and builds; segmentor parameter counts equal the original's."""
+import glob
+import importlib
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '*.py')))
+DEMO_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'demo', '*.py')))
+DATA_ROOTS = {'coco': 'data/coco/', 'ade20k': 'data/ade/ADEChallengeData2016',
+              'cityscapes': 'data/cityscapes/', 'in1k': 'data/imagenet'}
+
+
+def build_model(cfg):
+    scope = cfg.default_scope
+    importlib.import_module(f'{scope}.models')
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        return registry.build(cfg.model)
+
+
+def n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_every_task_family_has_configs():
+    names = {osp.basename(c) for c in CONFIGS}
+    expected = {f'maskrcnn_hrvit_b{i}_coco.py' for i in (1, 2, 3)}
+    expected |= {'cascade_maskrcnn_hrvit_b1_coco.py', 'retinanet_hrvit_b1_coco.py',
+                 'detr_hrvit_b1_coco.py', 'upernet_hrvit_b1_cityscapes.py'}
+    expected |= {f'{h}_hrvit_b{i}_ade20k.py' for h in ('upernet', 'segformer') for i in (1, 2, 3)}
+    expected |= {f'segformer_hrvit_b{i}_cityscapes.py' for i in (1, 2, 3)}
+    expected |= {f'cls_hrvit_b{i}_in1k.py' for i in (1, 2, 3)}
+    assert expected <= names
+    # every training config except the ImageNet ones has a demo variant
+    demo = {osp.basename(c)[:-len('_demo.py')] for c in DEMO_CONFIGS}
+    for name in names:
+        if not name.startswith('cls_') and name.startswith(('maskrcnn_hrvit_b1', 'cascade',
+                                                            'retinanet', 'detr', 'upernet_hrvit_b1',
+                                                            'segformer_hrvit_b1')):
+            assert name[:-3] in demo, name
+
+
+@pytest.mark.parametrize('path', CONFIGS + DEMO_CONFIGS,
+                         ids=lambda p: osp.relpath(p, osp.join(ROOT, 'configs')))
+def test_config_parses_and_builds(path):
+    cfg = Config.fromfile(path)
+    assert cfg.custom_imports['imports'] == ['mmvit_plugins']
+    assert cfg.default_scope in ('mmdet', 'mmseg', 'mmpretrain')
+    data_root = cfg.train_dataloader.dataset.get('data_root')
+    if '/demo/' not in path:
+        dataset = osp.basename(path)[:-3].rsplit('_', 1)[1]
+        assert data_root == DATA_ROOTS[dataset]
+    else:
+        assert data_root.startswith('data/demo/')
+    model = build_model(cfg)
+    assert type(model.backbone).__name__ == 'HRViT'
+    model.init_weights()  # the Pretrained placeholder without a checkpoint: from scratch
+
+
+SEGMENTOR_PARAMS = {  # spec hrvit.md 5.2, millions
+    'segformer_hrvit_b1_ade20k.py': 8.18, 'segformer_hrvit_b2_ade20k.py': 20.81,
+    'segformer_hrvit_b3_ade20k.py': 28.72, 'segformer_hrvit_b1_cityscapes.py': 8.15,
+    'segformer_hrvit_b2_cityscapes.py': 20.78, 'segformer_hrvit_b3_cityscapes.py': 28.62,
+    'upernet_hrvit_b1_ade20k.py': 35.95, 'upernet_hrvit_b2_ade20k.py': 49.70,
+}
+
+
+@pytest.mark.parametrize('name', sorted(SEGMENTOR_PARAMS))
+def test_segmentor_parameter_counts(name):
+    model = build_model(Config.fromfile(osp.join(ROOT, 'configs', name)))
+    assert round(n_params(model) / 1e6, 2) == SEGMENTOR_PARAMS[name]
+
+
+def test_segformer_recipe_details():
+    b1 = Config.fromfile(osp.join(ROOT, 'configs', 'segformer_hrvit_b1_ade20k.py'))
+    b3 = Config.fromfile(osp.join(ROOT, 'configs', 'segformer_hrvit_b3_ade20k.py'))
+    city = Config.fromfile(osp.join(ROOT, 'configs', 'segformer_hrvit_b2_cityscapes.py'))
+    assert b1.optim_wrapper.optimizer == dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999),
+                                              weight_decay=0.01)
+    assert b1.optim_wrapper.paramwise_cfg.custom_keys.head.lr_mult == 10.
+    assert 'head' not in b3.optim_wrapper.paramwise_cfg.custom_keys  # as the original b3 config
+    assert b1.train_cfg.max_iters == 160000 and b1.train_dataloader.batch_size == 2
+    assert city.model.backbone.with_cp and city.model.test_cfg.mode == 'slide'
+    assert city.model.test_cfg.stride == (768, 768) and city.train_dataloader.batch_size == 1
+
+
+def test_hrvit_segformer_head_layout_and_output():
+    from mmvit_plugins.models.decode_heads import HRViTSegformerHead
+    head = HRViTSegformerHead(in_channels=[8, 16, 24, 32], in_index=[0, 1, 2, 3], channels=16,
+                              num_classes=5, norm_cfg=dict(type='BN'))
+    keys = set(head.state_dict())
+    assert {f'convs.{i}.conv.{p}' for i in range(4) for p in ('weight', 'bias')} <= keys
+    assert not any(k.startswith('convs.') and '.bn.' in k for k in keys)  # linear projections
+    assert 'fusion_conv.conv.weight' in keys and 'fusion_conv.conv.bias' not in keys
+    assert 'fusion_conv.bn.running_mean' in keys and 'conv_seg.weight' in keys
+    feats = [torch.randn(2, c, 33 // s + 1, 25 // s + 1) for c, s in ((8, 1), (16, 2), (24, 4),
+                                                                       (32, 8))]
+    head.eval()
+    out = head(feats)
+    assert out.shape == (2, 5, 34, 26)
+    # projections are linear: the head is affine in the features up to the fusion's ReLU
+    p0 = head.convs[0](feats[0])
+    assert torch.allclose(p0, torch.nn.functional.conv2d(feats[0], head.convs[0].conv.weight,
+                                                         head.convs[0].conv.bias))
+    with_norm = HRViTSegformerHead(in_channels=[8, 16], in_index=[0, 1], channels=16,
+                                   num_classes=5, norm_cfg=dict(type='BN'), mlp_norm=True,
+                                   mlp_act=True)
+    assert 'convs.0.bn.weight' in with_norm.state_dict()
+
+
+def test_hrvit_segformer_head_bad_arguments():
+    from mmvit_plugins.models.decode_heads import HRViTSegformerHead
+    with pytest.raises(ValueError, match='interpolate_mode'):
+        HRViTSegformerHead(in_channels=[8, 16], in_index=[0, 1], channels=8, num_classes=2,
+                           interpolate_mode='area')
+    with pytest.raises(ValueError, match='in_channels and in_index'):
+        HRViTSegformerHead(in_channels=[8, 16, 24], in_index=[0, 1], channels=8, num_classes=2)
