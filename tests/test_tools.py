@@ -362,6 +362,19 @@ def test_prepare_train_cfg_downstream(name):
         assert cfg.model_wrapper_cfg.type == 'CPUDistributedDataParallel'
 
 
+@pytest.mark.skipif(HAS_CUDA, reason='CPU-only path')
+def test_cpu_distributed_run_replaces_sync_bn():
+    """torch's SyncBatchNorm raises on CPU tensors once a process group exists: BN instead."""
+    name = osp.join(REPO, 'configs', 'segformer_hrvit_b1_ade20k.py')
+    assert Config.fromfile(name).model.backbone.norm_cfg.type == 'SyncBN'
+    cfg = prepare_train_cfg(name, launcher='pytorch')
+    assert cfg.model.backbone.norm_cfg.type == 'BN'
+    assert cfg.model.decode_head.norm_cfg.type == 'BN'
+    assert 'SyncBN' not in str(cfg.model)
+    # one process: SyncBN is kept (it computes plain batch statistics there)
+    assert prepare_train_cfg(name).model.backbone.norm_cfg.type == 'SyncBN'
+
+
 def test_prepare_train_cfg_resume_path(tiny_config, trained):
     ckpt = osp.join(trained[0], 'epoch_1.pth')
     cfg = prepare_train_cfg(tiny_config, resume=ckpt)

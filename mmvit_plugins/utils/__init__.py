@@ -8,5 +8,6 @@ from .runner import (CPUBF16AmpOptimWrapper, CPUDistributedDataParallel, add_run
 __all__ = [
     'CPUBF16AmpOptimWrapper', 'CPUDistributedDataParallel', 'add_runner_args',
     'allow_mmengine_checkpoints', 'build_runner', 'check_data', 'init_cpu_dist', 'load_config',
-    'missing_data_paths', 'parse_runner_args', 'prepare_test_cfg', 'prepare_train_cfg', 'resolve_config_path', 'run'
+    'missing_data_paths', 'parse_runner_args', 'prepare_test_cfg', 'prepare_train_cfg',
+    'resolve_config_path', 'run'
 ]

@@ -140,7 +140,8 @@ def _semantic_sample(rng: np.random.RandomState, height: int, width: int, shape_
     split = height * rng.uniform(0.35, 0.65)
     phase, amp = rng.uniform(0, 2 * np.pi), rng.uniform(2, height / 12)
     bottom = [(float(x), float(split + amp * np.sin(phase + 6 * x / width)))
-              for x in range(0, width + 8, 8)] + [(float(width), float(height)), (0.0, float(height))]
+              for x in range(0, width + 8, 8)]
+    bottom += [(float(width), float(height)), (0.0, float(height))]
     ground = tuple(int(c) for c in rng.randint(60, 160, size=3))
     ImageDraw.Draw(img).polygon(bottom, fill=ground)
     ImageDraw.Draw(label).polygon(bottom, fill=background_ids[1])
