@@ -169,3 +169,19 @@ def test_stripe_attention_padding_is_masked(H, W, ws):
     out_v = stripe_attention(q, v, ws, 2, 0.5, vertical=True)
     ref_v = naive_stripes(q.transpose(1, 2), v.transpose(1, 2), ws, 2, 0.5).transpose(1, 2)
     torch.testing.assert_close(out_v, ref_v)
+
+
+def test_outputs_are_contiguous_nchw_and_read_correctly_by_mmcv_roi_align():
+    """Regression: the outputs were channels-last views of the token tensors. Convs keep that
+    layout, and mmcv's CPU RoIAlign reads raw memory as NCHW, so Mask R-CNN's RoI heads saw
+    scrambled features and the detector could not learn."""
+    from mmcv.ops import roi_align
+    model = HRViT(TINY).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(2, 3, 70, 52))
+    rois = torch.tensor([[0, 4., 6., 40., 30.], [1, 10., 2., 50., 66.]])
+    for out, stride in zip(outs, (4, 8, 16, 32)):
+        assert out.is_contiguous()
+        ref = roi_align(out.clone(memory_format=torch.contiguous_format), rois, (7, 7),
+                        1 / stride, 0, 'avg', True)
+        torch.testing.assert_close(roi_align(out, rois, (7, 7), 1 / stride, 0, 'avg', True), ref)

@@ -71,3 +71,15 @@ def test_builds_from_mmdet_registry():
     neck = MODELS.build(dict(type='HRViTNeck', in_channels=list(B1), out_channels=256,
                              num_outs=5))
     assert isinstance(neck, HRViTNeck)
+
+
+def test_channels_last_inputs_give_contiguous_outputs():
+    """A channels-last input (which convs propagate) must not reach mmcv ops downstream."""
+    neck = HRViTNeck(B1, 16).eval()
+    maps = [m.contiguous(memory_format=torch.channels_last) for m in branch_maps(40, 56)]
+    with torch.no_grad():
+        outs = neck(maps)
+        ref = neck([m.contiguous() for m in maps])
+    for out, r in zip(outs, ref):
+        assert out.is_contiguous()
+        torch.testing.assert_close(out, r)

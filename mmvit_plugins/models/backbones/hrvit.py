@@ -317,7 +317,9 @@ class HRViTModuleBody(nn.Module):
             t = embed(x)
             for block in blocks:
                 t = block(t, H, W)
-            outs.append(norm(t).transpose(1, 2).reshape(B, -1, H, W))
+            # contiguous NCHW: the reshape of the transposed tokens is a channels-last view,
+            # which convs propagate and raw-pointer ops (mmcv's RoIAlign on the CPU) misread
+            outs.append(norm(t).transpose(1, 2).reshape(B, -1, H, W).contiguous())
         return outs
 
 

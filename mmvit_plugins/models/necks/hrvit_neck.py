@@ -79,7 +79,11 @@ class HRViTNeck(BaseModule):
         if len(inputs) != len(self.in_channels):
             raise ValueError(f'HRViTNeck expects {len(self.in_channels)} inputs, '
                              f'got {len(inputs)}')
-        laterals = [conv(x) for conv, x in zip(self.lateral_convs, inputs[self.start_level:])]
+        # contiguous NCHW in, so contiguous NCHW out: convs keep a channels-last layout, and
+        # mmcv's CPU RoIAlign reads its input as NCHW whatever its strides
+        laterals = [
+            conv(x.contiguous()) for conv, x in zip(self.lateral_convs, inputs[self.start_level:])
+        ]
         sizes = [tuple(x.shape[-2:]) for x in laterals]
         outs = [conv(x) for conv, x in zip(self.fpn_convs, self.fusion(laterals, sizes))]
         while len(outs) < self.num_outs:
