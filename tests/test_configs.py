@@ -35,14 +35,20 @@ def test_every_task_family_has_configs():
     expected |= {f'{h}_hrvit_b{i}_ade20k.py' for h in ('upernet', 'segformer') for i in (1, 2, 3)}
     expected |= {f'segformer_hrvit_b{i}_cityscapes.py' for i in (1, 2, 3)}
     expected |= {f'cls_hrvit_b{i}_in1k.py' for i in (1, 2, 3)}
+    expected |= {f'cls_elsa_swin_{a}_in1k.py' for a in ('tiny', 'small', 'base')}
+    expected |= {f'{d}_elsa_swin_{a}{s}_coco.py' for d in ('maskrcnn', 'cascade_maskrcnn')
+                 for a in ('tiny', 'small') for s in ('', '_3x')}
+    expected |= {f'upernet_elsa_swin_{a}_ade20k.py' for a in ('tiny', 'small')}
     assert expected <= names
-    # every training config except the ImageNet ones has a demo variant
+    # one demo variant per backbone and training-config family (the others take its overrides)
     demo = {osp.basename(c)[:-len('_demo.py')] for c in DEMO_CONFIGS}
-    for name in names:
-        if not name.startswith('cls_') and name.startswith(('maskrcnn_hrvit_b1', 'cascade',
-                                                            'retinanet', 'detr', 'upernet_hrvit_b1',
-                                                            'segformer_hrvit_b1')):
-            assert name[:-3] in demo, name
+    assert demo == {
+        'maskrcnn_hrvit_b1_coco', 'cascade_maskrcnn_hrvit_b1_coco', 'retinanet_hrvit_b1_coco',
+        'detr_hrvit_b1_coco', 'upernet_hrvit_b1_ade20k', 'upernet_hrvit_b1_cityscapes',
+        'segformer_hrvit_b1_ade20k', 'segformer_hrvit_b1_cityscapes',
+        'maskrcnn_elsa_swin_tiny_coco', 'cascade_maskrcnn_elsa_swin_tiny_coco',
+        'upernet_elsa_swin_tiny_ade20k'}
+    assert demo <= {n[:-3] for n in names}
 
 
 @pytest.mark.parametrize('path', CONFIGS + DEMO_CONFIGS,
@@ -58,7 +64,7 @@ def test_config_parses_and_builds(path):
     else:
         assert data_root.startswith('data/demo/')
     model = build_model(cfg)
-    assert type(model.backbone).__name__ == 'HRViT'
+    assert type(model.backbone).__name__ in ('HRViT', 'ELSASwin')
     model.init_weights()  # the Pretrained placeholder without a checkpoint: from scratch
 
 

@@ -5,7 +5,9 @@ another torch) ``HAS_EXT`` is False, one warning says why, and every op runs its
 reference instead. The ops live in ``torch.ops.mmvit_plugins``; this module also gives them
 fake (shape-only) kernels so that ``torch.compile`` can trace through them.
 """
+import os
 import warnings
+from contextlib import contextmanager
 
 import torch
 
@@ -32,9 +34,38 @@ except (ImportError, OSError) as e:  # OSError: undefined symbols against anothe
 _KERNEL_DEVICES = ('cpu', ) if HAS_EXT else ()
 
 
+# The switch between compiled ops and references (for comparisons and benchmarks): the
+# environment variable MMVIT_REFERENCE_OPS=1 sets it at import, set_reference_ops() later.
+_force_reference = os.environ.get('MMVIT_REFERENCE_OPS', '0') == '1'
+
+
+def set_reference_ops(enabled: bool) -> None:
+    """Run every op's pure-PyTorch reference (True) or the compiled kernels where they exist."""
+    global _force_reference
+    if not isinstance(enabled, bool):
+        raise TypeError(f'enabled must be a bool, got {type(enabled).__name__}')
+    _force_reference = enabled
+
+
+def using_reference_ops() -> bool:
+    """Whether :func:`set_reference_ops` (or ``MMVIT_REFERENCE_OPS=1``) forces the references."""
+    return _force_reference
+
+
+@contextmanager
+def reference_ops(enabled: bool = True):
+    """Context manager: the ops run their references inside (``enabled=False``: compiled)."""
+    previous = _force_reference
+    set_reference_ops(enabled)
+    try:
+        yield
+    finally:
+        set_reference_ops(previous)
+
+
 def use_ext(t: torch.Tensor) -> bool:
     """Whether the compiled op should run for tensors on ``t``'s device."""
-    return t.device.type in _KERNEL_DEVICES
+    return not _force_reference and t.device.type in _KERNEL_DEVICES
 
 
 def registered_ops() -> dict:

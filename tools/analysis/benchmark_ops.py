@@ -23,22 +23,16 @@ Usage::
     python tools/analysis/benchmark_ops.py [--sweep] [--quick] [--out FILE.json]
 """
 import argparse
-import ctypes
-import gc
 import json
 import os
 import os.path as osp
-import platform
-import statistics
-import subprocess
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
-import mmvit_plugins
 from mmvit_plugins import ops
+from mmvit_plugins.utils.benchmark import machine_info, peak_growth, time_step
 
 # ----------------------------------------------------------------------------- cases
 
@@ -59,41 +53,6 @@ QUICK = [
     dict(op='elsa', name='ELSA tiny', B=2, C=12, G=3, H=14, W=14, k=7, dil=1),
     dict(op='na', name='NA tiny', B=1, heads=2, H=14, W=14, d=16, k=7, dil=1),
 ]
-
-# ----------------------------------------------------------------------------- memory
-
-_libc = ctypes.CDLL('libc.so.6') if sys.platform.startswith('linux') else None
-
-
-def _status_bytes(key):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1]) * 1024
-    return None
-
-
-def reset_peak():
-    """Return freed memory to the OS and reset the peak-RSS mark; returns the current RSS."""
-    gc.collect()
-    if _libc is None:
-        return None
-    _libc.malloc_trim(0)
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-    except OSError:
-        return None
-    return _status_bytes('VmRSS:')
-
-
-def peak_growth(fn):
-    base = reset_peak()
-    result = fn()
-    peak = _status_bytes('VmHWM:') if base is not None else None
-    del result
-    return None if peak is None else max(0, peak - base)
-
 
 # ----------------------------------------------------------------------------- implementations
 
@@ -170,22 +129,11 @@ def measure(fn, args, mode, warmup, min_iters, min_time):
             out.backward(grad)
             return out
 
-    for _ in range(warmup):
-        step()
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_iters or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - t0) * 1e3)
-        if len(times) >= 200:
-            break
+    stats = time_step(step, warmup, min_iters, min_time)
     for a in args:
         a.grad = None
     peak = peak_growth(step)
-    q = statistics.quantiles(times, n=10) if len(times) > 1 else [times[0]] * 9
-    return dict(median_ms=statistics.median(times), p10_ms=q[0], p90_ms=q[-1],
-                iters=len(times), peak_mb=None if peak is None else peak / 2**20)
+    return dict(stats, peak_mb=None if peak is None else peak / 2**20)
 
 
 def check_outputs(impls, make, case):
@@ -198,24 +146,6 @@ def check_outputs(impls, make, case):
 
 
 # ----------------------------------------------------------------------------- report
-
-
-def machine_info():
-    cpu = platform.processor()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if 'model name' in line)
-    except (OSError, StopIteration):
-        pass
-    try:
-        rev = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
-                             text=True, cwd=osp.dirname(osp.abspath(__file__))).stdout.strip()
-    except OSError:
-        rev = ''
-    return dict(cpu=cpu, logical_cores=os.cpu_count(), torch_threads=torch.get_num_threads(),
-                load_avg_start=os.getloadavg(), torch=torch.__version__,
-                mmvit_plugins=mmvit_plugins.__version__, git=rev, has_ext=ops.HAS_EXT,
-                dtype='float32')
 
 
 def fmt(r):
@@ -307,7 +237,7 @@ def main():
     cases = QUICK if args.quick else TARGETS + (SWEEP if args.sweep else [])
     if args.quick:
         args.compile_ref, args.warmup, args.min_iters, args.min_time = 'none', 1, 2, 0.0
-    info = machine_info()
+    info = machine_info('float32')
     print(f'CPU: {info["cpu"]}, {info["logical_cores"]} logical cores, torch threads '
           f'{info["torch_threads"]}, load avg {info["load_avg_start"]}; torch {info["torch"]}; '
           f'float32\n')

@@ -1,0 +1,112 @@
+"""Measurement helpers shared by ``tools/analysis/benchmark_*.py`` (../shared/BENCHMARKS.md).
+
+Times are medians with p10/p90 over at least ``min_iters`` iterations and ``min_time`` seconds
+after warm-up (CUDA: CUDA events around each iteration). Peak memory of one iteration after
+warm-up: on the CPU the growth of the process's peak resident set (freed heap returned first
+with ``malloc_trim``, the high-water mark reset through ``/proc/self/clear_refs``); on CUDA the
+growth of ``torch.cuda.max_memory_allocated``. Both include outputs and gradients.
+"""
+import ctypes
+import gc
+import os
+import os.path as osp
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable, Optional
+
+import torch
+
+_libc = ctypes.CDLL('libc.so.6') if sys.platform.startswith('linux') else None
+
+
+def _status_bytes(key: str) -> Optional[int]:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+def reset_peak() -> Optional[int]:
+    """Return freed memory to the OS and reset the peak-RSS mark; returns the current RSS."""
+    gc.collect()
+    if _libc is None:
+        return None
+    _libc.malloc_trim(0)
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:
+        return None
+    return _status_bytes('VmRSS:')
+
+
+def peak_growth(fn: Callable, device: str = 'cpu') -> Optional[int]:
+    """Bytes by which one call of ``fn`` raises the peak memory of ``device`` (None: unknown)."""
+    if device == 'cuda':
+        gc.collect()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        result = fn()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated()
+        del result
+        return max(0, peak - base)
+    base = reset_peak()
+    result = fn()
+    peak = _status_bytes('VmHWM:') if base is not None else None
+    del result
+    return None if peak is None else max(0, peak - base)
+
+
+def time_step(step: Callable, warmup: int = 3, min_iters: int = 5, min_time: float = 1.0,
+              max_iters: int = 200, device: str = 'cpu') -> dict:
+    """Median / p10 / p90 milliseconds of ``step()`` and the number of timed iterations."""
+    for _ in range(warmup):
+        step()
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_iters or time.perf_counter() - start < min_time:
+        if device == 'cuda':
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            step()
+            end.record()
+            end.synchronize()
+            times.append(begin.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            step()
+            times.append((time.perf_counter() - t0) * 1e3)
+        if len(times) >= max_iters:
+            break
+    q = statistics.quantiles(times, n=10) if len(times) > 1 else [times[0]] * 9
+    return dict(median_ms=statistics.median(times), p10_ms=q[0], p90_ms=q[-1], iters=len(times))
+
+
+def machine_info(dtype: str = 'float32') -> dict:
+    """CPU / GPU, threads, load, versions and git revision, for the report header."""
+    import mmvit_plugins
+    from mmvit_plugins import ops
+    cpu = platform.processor()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(line.split(':', 1)[1].strip() for line in f if 'model name' in line)
+    except (OSError, StopIteration):
+        pass
+    try:
+        rev = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
+                             text=True, cwd=osp.dirname(osp.abspath(__file__))).stdout.strip()
+    except OSError:
+        rev = ''
+    info = dict(cpu=cpu, logical_cores=os.cpu_count(), torch_threads=torch.get_num_threads(),
+                load_avg_start=os.getloadavg(), torch=torch.__version__,
+                mmvit_plugins=mmvit_plugins.__version__, git=rev, has_ext=ops.HAS_EXT,
+                dtype=dtype)
+    if torch.cuda.is_available():
+        info['gpu'] = torch.cuda.get_device_name()
+    return info

@@ -1,0 +1,171 @@
+"""Benchmark the backbones: images/s and peak memory, inference and training steps.
+
+For every backbone variant, input size, batch, dtype and ops implementation asked for, it times:
+
+* ``infer``: one forward under ``torch.inference_mode`` (eval mode);
+* ``train``: forward + backward of the mean of the outputs' squares (train mode, all
+  parameters trainable), with gradients zeroed before each step; no optimiser step.
+
+``--impl compiled`` runs our compiled ops (C++ on the CPU), ``--impl reference`` their
+pure-PyTorch references (``mmvit_plugins.ops.reference_ops``); with both, a second table gives
+the reference / compiled ratio of median times and of peak memory. ``--dtype bf16`` runs under
+``torch.autocast`` (bfloat16). Timing and memory as ``mmvit_plugins.utils.benchmark`` says
+(medians after warm-up; peak resident-set growth on the CPU, ``max_memory_allocated`` growth
+on CUDA).
+
+Usage (the ELSA-Swin-T case of issue 4; on 2 cores one configuration takes about a minute)::
+
+    python tools/analysis/benchmark_models.py --models ELSASwin-tiny --size 224 --batch 8 \\
+        --modes train --impl compiled reference
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+from contextlib import nullcontext
+
+import torch
+
+from mmvit_plugins import ops
+from mmvit_plugins.registry import MODELS
+from mmvit_plugins.utils.benchmark import machine_info, peak_growth, time_step
+
+# every backbone variant that exists: 'Type-arch'
+MODELS_ALL = ['HRViT-b1', 'HRViT-b2', 'HRViT-b3', 'ELSASwin-tiny', 'ELSASwin-small',
+              'ELSASwin-base']
+
+
+def build(name: str) -> torch.nn.Module:
+    if name not in MODELS_ALL:
+        raise ValueError(f'unknown model {name!r}; choose from {MODELS_ALL}')
+    type_, arch = name.split('-', 1)
+    model = MODELS.build(dict(type=type_, arch=arch))
+    model.init_weights()
+    return model
+
+
+def run_case(model, mode, impl, dtype, batch, size, device, timing):
+    x = torch.randn(batch, 3, size, size, device=device)
+    autocast = torch.autocast(device, dtype=torch.bfloat16) if dtype == 'bf16' \
+        else nullcontext()
+    model.train(mode == 'train')
+
+    if mode == 'infer':
+        def step():
+            with torch.inference_mode(), autocast:
+                return model(x)
+    else:
+        def step():
+            model.zero_grad(set_to_none=True)
+            with autocast:
+                outs = model(x)
+            loss = sum(o.float().pow(2).mean() for o in outs)
+            loss.backward()
+            return loss
+
+    with ops.reference_ops(impl == 'reference'):
+        stats = time_step(step, device=device, **timing)
+        model.zero_grad(set_to_none=True)
+        peak = peak_growth(step, device)
+    model.zero_grad(set_to_none=True)
+    stats['images_per_s'] = batch / stats['median_ms'] * 1e3
+    stats['peak_mb'] = None if peak is None else peak / 2**20
+    return stats
+
+
+def print_tables(results, impls):
+    head = (f'{"model":15s} {"mode":5s} {"dtype":5s} {"size":>4s} {"batch":>5s} '
+            f'{"impl":9s} {"ms (p10-p90)":>24s} {"img/s":>8s} {"peak MB":>8s}')
+    print(head)
+    print('-' * len(head))
+    for r in results:
+        mem = '     n/a' if r['peak_mb'] is None else f'{r["peak_mb"]:8.0f}'
+        ms = f'{r["median_ms"]:.1f} ({r["p10_ms"]:.1f}-{r["p90_ms"]:.1f})'
+        print(f'{r["model"]:15s} {r["mode"]:5s} {r["dtype"]:5s} {r["size"]:4d} {r["batch"]:5d} '
+              f'{r["impl"]:9s} {ms:>24s} {r["images_per_s"]:8.2f} {mem}')
+    if set(impls) != {'compiled', 'reference'}:
+        return []
+    rows = []
+    key = ('model', 'mode', 'dtype', 'size', 'batch')
+    by_key = {}
+    for r in results:
+        by_key.setdefault(tuple(r[k] for k in key), {})[r['impl']] = r
+    print('\nreference / compiled (time ratio > 1: the compiled op is faster; memory ratio > 1: '
+          'it needs less):')
+    for k, pair in by_key.items():
+        if len(pair) < 2:
+            continue
+        c, ref = pair['compiled'], pair['reference']
+        row = dict(zip(key, k), time_ratio=ref['median_ms'] / c['median_ms'])
+        if c['peak_mb'] and ref['peak_mb'] is not None:
+            row['memory_ratio'] = ref['peak_mb'] / c['peak_mb']
+        rows.append(row)
+        mem = f', peak memory {ref["peak_mb"]:.0f} / {c["peak_mb"]:.0f} MB = ' \
+              f'{row["memory_ratio"]:.2f}x' if 'memory_ratio' in row else ''
+        print(f'  {k[0]} {k[1]} {k[2]} {k[3]}px batch {k[4]}: median {ref["median_ms"]:.0f} / '
+              f'{c["median_ms"]:.0f} ms = {row["time_ratio"]:.2f}x{mem}')
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--models', nargs='+', default=MODELS_ALL, metavar='NAME',
+                        help=f'Type-arch names (default: all of {MODELS_ALL})')
+    parser.add_argument('--size', type=int, nargs='+', default=[224], help='square input sides')
+    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--modes', nargs='+', choices=['infer', 'train'],
+                        default=['infer', 'train'])
+    parser.add_argument('--dtype', nargs='+', choices=['fp32', 'bf16'], default=['fp32'],
+                        help='bf16: under torch.autocast(dtype=torch.bfloat16)')
+    parser.add_argument('--impl', nargs='+', choices=['compiled', 'reference'],
+                        default=['compiled'], help='our compiled ops or their references')
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--min-iters', type=int, default=5)
+    parser.add_argument('--min-time', type=float, default=2.0, help='seconds per measurement')
+    parser.add_argument('--out', default='work_dirs/benchmark_models.json', help='JSON output')
+    args = parser.parse_args(argv)
+    for name in args.models:
+        if name not in MODELS_ALL:
+            parser.error(f'unknown model {name!r}; choose from {MODELS_ALL}')
+    if args.batch < 1 or any(s < 32 for s in args.size):
+        parser.error('--batch must be >= 1 and every --size >= 32')
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: no CUDA device is available')
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if 'compiled' in args.impl and not ops.HAS_EXT:
+        print('WARNING: the compiled extension is not loaded; "compiled" is the reference.')
+    timing = dict(warmup=args.warmup, min_iters=args.min_iters, min_time=args.min_time)
+    info = machine_info(','.join(args.dtype))
+    where = info.get('gpu', info['cpu']) if args.device == 'cuda' else info['cpu']
+    print(f'{args.device}: {where}, {info["logical_cores"]} logical cores, torch threads '
+          f'{info["torch_threads"]}, load avg {info["load_avg_start"]}; torch {info["torch"]}\n')
+
+    results = []
+    for name in args.models:
+        model = build(name).to(args.device)
+        for size in args.size:
+            for mode in args.modes:
+                for dtype in args.dtype:
+                    for impl in args.impl:
+                        stats = run_case(model, mode, impl, dtype, args.batch, size,
+                                         args.device, timing)
+                        results.append(dict(model=name, mode=mode, dtype=dtype, size=size,
+                                            batch=args.batch, impl=impl, **stats))
+                        print(f'  done: {name} {mode} {dtype} {size} {impl}', file=sys.stderr)
+        del model
+    rows = print_tables(results, args.impl)
+    info['load_avg_end'] = os.getloadavg()
+    if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            json.dump(dict(machine=info, command=sys.argv, results=results, ratios=rows), f,
+                      indent=2)
+        print(f'\nwrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()
