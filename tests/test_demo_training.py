@@ -75,8 +75,19 @@ def test_detr_trains_on_demo_data(demo_data):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize('name', ['maskrcnn_elsa_swin_tiny_coco_demo.py',
+                                  'cascade_maskrcnn_elsa_swin_tiny_coco_demo.py'])
+def test_elsa_swin_detectors_train_on_demo_data(demo_data, name):
+    losses, log_vars = train_steps(name, demo_data, steps=8)
+    assert {'loss_rpn_cls', 'loss_bbox'} <= {k.split('.')[-1] for k in log_vars}
+    assert any(k.endswith('loss_mask') for k in log_vars)
+    assert_decreasing(losses)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['upernet_hrvit_b1_ade20k_demo.py',
-                                  'segformer_hrvit_b1_cityscapes_demo.py'])
+                                  'segformer_hrvit_b1_cityscapes_demo.py',
+                                  'upernet_elsa_swin_tiny_ade20k_demo.py'])
 def test_segmentors_train_on_demo_data(demo_data, name):
     losses, log_vars = train_steps(name, demo_data, steps=8)
     assert 'decode.loss_ce' in log_vars
