@@ -26,3 +26,28 @@ def test_benchmark_quick(tmp_path):
         if r['max_abs_err'] is not None:  # outputs are checked against the reference
             assert r['max_abs_err'] < 1e-4
     assert any(row['vs'] == 'reference' for row in report['ratios'])
+
+
+def test_benchmark_models_quick(tmp_path):
+    out = tmp_path / 'models.json'
+    result = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'analysis', 'benchmark_models.py'),
+         '--models', 'ELSASwin-tiny', '--size', '64', '--batch', '1', '--warmup', '0',
+         '--min-iters', '2', '--min-time', '0', '--impl', 'compiled', 'reference',
+         '--dtype', 'fp32', 'bf16', '--out', str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'reference / compiled' in result.stdout
+    report = json.loads(out.read_text())
+    cases = {(r['mode'], r['dtype'], r['impl']) for r in report['results']}
+    assert cases == {(m, d, i) for m in ('infer', 'train') for d in ('fp32', 'bf16')
+                     for i in ('compiled', 'reference')}
+    for r in report['results']:
+        assert r['images_per_s'] > 0 and r['iters'] >= 2
+    assert len(report['ratios']) == 4 and all(r['time_ratio'] > 0 for r in report['ratios'])
+
+
+def test_benchmark_models_rejects_unknown_model():
+    result = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'analysis', 'benchmark_models.py'),
+         '--models', 'ResNet-50'], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and "unknown model 'ResNet-50'" in result.stderr
