@@ -229,12 +229,13 @@ def test_map_within_one_window_is_not_shifted():
 # ----------------------------------------------------------------------------- precision
 
 
-def test_bf16_autocast_forward_and_backward_are_finite():
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_autocast_forward_and_backward_are_finite(dtype):
     model = ELSASwin(TINY)
     model.init_weights()
-    with torch.autocast('cpu', dtype=torch.bfloat16):
+    with torch.autocast('cpu', dtype=dtype):
         outs = model(torch.randn(2, 3, 40, 56))
-    assert all(o.dtype == torch.bfloat16 for o in outs)  # autocast is really on
+    assert all(o.dtype == dtype for o in outs)  # autocast is really on
     loss = sum(o.float().pow(2).mean() for o in outs)
     assert torch.isfinite(loss)
     loss.backward()
