@@ -26,23 +26,20 @@ Differences from the original:
 * ``out_indices``, ``frozen_stages``, ``norm_eval``, ``with_cp`` as in other OpenMMLab
   backbones (there is no BatchNorm, so ``norm_eval`` has nothing to act on).
 """
-import copy
-import logging
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks import DropPath
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import constant_init, trunc_normal_, trunc_normal_init
+from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...ops import elsa_aggregate
 from ...ops._checks import check_window
 from ...registry import MODELS
+from ._base import ArchBackbone
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -334,7 +331,7 @@ class ELSASwinStage(nn.Module):
 
 
 @MODELS.register_module()
-class ELSASwin(BaseModule):
+class ELSASwin(ArchBackbone):
     """ELSA-Swin backbone (tiny / small / base).
 
     Args:
@@ -426,36 +423,11 @@ class ELSASwin(BaseModule):
 
     @classmethod
     def _parse_arch(cls, arch) -> dict:
-        if isinstance(arch, str):
-            if arch not in cls.arch_zoo:
-                raise ValueError(f'arch must be one of {sorted(cls.arch_zoo)} or a dict, '
-                                 f'got {arch!r}')
-            return cls.arch_zoo[arch]
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
-        keys = {'embed_dims', 'depths', 'num_heads', 'group_width'}
-        if set(arch) != keys:
-            raise ValueError(f'an arch dict needs exactly the keys {sorted(keys)}, '
-                             f'got {sorted(arch)}')
+        arch = super()._parse_arch(arch)
         if len(arch['depths']) != 4 or len(arch['num_heads']) != 4:
             raise ValueError('arch depths and num_heads need one entry per stage (4), got '
                              f'{arch["depths"]} and {arch["num_heads"]}')
-        return copy.deepcopy(arch)
-
-    def init_weights(self):
-        cfg = self.init_cfg
-        placeholder = isinstance(cfg, dict) and cfg.get('type') == 'Pretrained' \
-            and cfg.get('checkpoint') is None
-        if cfg is not None and not placeholder:
-            return super().init_weights()
-        if placeholder:  # configs carry it so `--cfg-options ...checkpoint=PATH` can fill it
-            print_log('ELSASwin: init_cfg Pretrained has no checkpoint; initialising from '
-                      'scratch', logger='current', level=logging.WARNING)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_init(m, std=0.02, bias=0.)
-            elif isinstance(m, nn.LayerNorm):
-                constant_init(m, val=1.0, bias=0.)
+        return arch
 
     def _frozen_modules(self):
         if self.frozen_stages >= 0:
@@ -464,21 +436,6 @@ class ELSASwin(BaseModule):
             yield self.layers[i]
             if i in self.out_indices:
                 yield getattr(self, f'norm{i}')
-
-    def _freeze_stages(self):
-        for module in self._frozen_modules():
-            module.eval()
-            for p in module.parameters():
-                p.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         x = self.patch_embed(x)  # [B, H/4, W/4, C], channels last

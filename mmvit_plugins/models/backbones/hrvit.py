@@ -19,7 +19,6 @@ Differences from the original:
 * ``out_indices``, ``frozen_stages``, ``norm_eval`` as in other OpenMMLab backbones.
 """
 import copy
-import logging
 import math
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -28,13 +27,11 @@ import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmengine.model.weight_init import constant_init, trunc_normal_init
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...registry import MODELS
+from ._base import ArchBackbone
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -327,7 +324,7 @@ class HRViTModuleBody(nn.Module):
 
 
 @MODELS.register_module()
-class HRViT(BaseModule):
+class HRViT(ArchBackbone):
     """HRViT backbone (b1 / b2 / b3).
 
     A conv stem (stride 4) and six modules over up to four parallel branches at strides
@@ -416,17 +413,7 @@ class HRViT(BaseModule):
 
     @classmethod
     def _parse_arch(cls, arch) -> dict:
-        if isinstance(arch, str):
-            if arch not in cls.arch_zoo:
-                raise ValueError(f'arch must be one of {sorted(cls.arch_zoo)} or a dict, '
-                                 f'got {arch!r}')
-            return cls.arch_zoo[arch]
-        if not isinstance(arch, dict):
-            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
-        keys = {'channels', 'head_dims', 'mlp_ratios', 'depths'}
-        if set(arch) != keys:
-            raise ValueError(f'an arch dict needs exactly the keys {sorted(keys)}, '
-                             f'got {sorted(arch)}')
+        arch = super()._parse_arch(arch)
         depths = arch['depths']
         if len(depths) != 6 or [len(d) for d in depths] != [1, 2, 3, 3, 4, 4]:
             raise ValueError('arch depths must give blocks per branch for 6 modules with '
@@ -435,21 +422,6 @@ class HRViT(BaseModule):
             raise ValueError('arch channels and mlp_ratios need one entry per branch (4)')
         return arch
 
-    def init_weights(self):
-        cfg = self.init_cfg
-        placeholder = isinstance(cfg, dict) and cfg.get('type') == 'Pretrained' \
-            and cfg.get('checkpoint') is None
-        if cfg is not None and not placeholder:
-            return super().init_weights()
-        if placeholder:  # configs carry it so `--cfg-options ...checkpoint=PATH` can fill it
-            print_log('HRViT: init_cfg Pretrained has no checkpoint; initialising from scratch',
-                      logger='current', level=logging.WARNING)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_init(m, std=0.02, bias=0.)
-            elif isinstance(m, nn.LayerNorm):
-                constant_init(m, val=1.0, bias=0.)
-
     def _frozen_modules(self):
         if self.frozen_stages >= 0:
             yield self.stem
@@ -457,21 +429,6 @@ class HRViT(BaseModule):
             if stage <= self.frozen_stages:
                 yield self.features[2 * m]
                 yield self.features[2 * m + 1]
-
-    def _freeze_stages(self):
-        for module in self._frozen_modules():
-            module.eval()
-            for p in module.parameters():
-                p.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         H, W = x.shape[-2:]

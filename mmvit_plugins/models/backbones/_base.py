@@ -1,0 +1,73 @@
+"""What every backbone of this package shares: arch tables, initialisation, frozen stages."""
+import logging
+from typing import Iterator
+
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import constant_init, trunc_normal_init
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+class ArchBackbone(BaseModule):
+    """Base of the backbones: ``arch`` from :attr:`arch_zoo` or a dict, the OpenMMLab
+    ``init_cfg`` / ``frozen_stages`` / ``norm_eval`` behaviour.
+
+    Subclasses set :attr:`arch_zoo` (name -> dict of the architecture's settings), set
+    ``self.frozen_stages`` and ``self.norm_eval``, and yield the modules to freeze from
+    :meth:`_frozen_modules`.
+    """
+    arch_zoo: dict = {}
+
+    @classmethod
+    def _parse_arch(cls, arch) -> dict:
+        """The settings of ``arch``: a name of :attr:`arch_zoo`, or a dict with the same keys."""
+        if isinstance(arch, str):
+            if arch not in cls.arch_zoo:
+                raise ValueError(f'arch must be one of {sorted(cls.arch_zoo)} or a dict, '
+                                 f'got {arch!r}')
+            return dict(cls.arch_zoo[arch])
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
+        keys = set(next(iter(cls.arch_zoo.values())))
+        if set(arch) != keys:
+            raise ValueError(f'an arch dict needs exactly the keys {sorted(keys)}, '
+                             f'got {sorted(arch)}')
+        return dict(arch)
+
+    def init_weights(self):
+        """``init_cfg`` if given; else truncated normal (std 0.02) Linear weights with zero bias
+        and LayerNorm (1, 0), the other layers as constructed. A ``Pretrained`` entry whose
+        checkpoint is None (configs carry it so ``--cfg-options ...checkpoint=PATH`` can fill
+        it) means the same, with a warning."""
+        cfg = self.init_cfg
+        placeholder = isinstance(cfg, dict) and cfg.get('type') == 'Pretrained' \
+            and cfg.get('checkpoint') is None
+        if cfg is not None and not placeholder:
+            return super().init_weights()
+        if placeholder:
+            print_log(f'{type(self).__name__}: init_cfg Pretrained has no checkpoint; '
+                      'initialising from scratch', logger='current', level=logging.WARNING)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_init(m, std=0.02, bias=0.)
+            elif isinstance(m, nn.LayerNorm):
+                constant_init(m, val=1.0, bias=0.)
+
+    def _frozen_modules(self) -> Iterator[nn.Module]:
+        return iter(())
+
+    def _freeze_stages(self):
+        for module in self._frozen_modules():
+            module.eval()
+            for p in module.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
