@@ -16,13 +16,15 @@ split v, q, k; the bias table ``rb`` is ``(heads, (2w-1)^2)`` indexed by key - q
 
 Behaviour as the original's detection/segmentation backbone: any input size (the patch
 embedding pads to a multiple of 4, patch merging pads odd sizes, stage 4 pads to the window and
-shifts every second block by 3 with the -100 mask), one LayerNorm per returned stage. A map
-that fits in one window is not shifted, as in the original classification model at 224.
+shifts every second block by 3 with the -100 mask), one LayerNorm per returned stage.
 
 Differences from the original:
 
 * Under ``torch.autocast`` (fp16 or bf16) the attention softmax and the ELSA op run in float32
   and the rest follows autocast; the original forced float32 and had no bf16 path.
+* A stage-4 map that fits in one window (inputs up to 224 x 224) is not shifted, as in the
+  original classifier at 224, so classifier outputs match the original. The original det/seg
+  backbone shifts (and masks) such a map too; for larger maps the two agree.
 * ``out_indices``, ``frozen_stages``, ``norm_eval``, ``with_cp`` as in other OpenMMLab
   backbones (there is no BatchNorm, so ``norm_eval`` has nothing to act on).
 """
