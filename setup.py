@@ -6,7 +6,8 @@ build would install another torch just to compile against it)::
     pip install -v -e . --no-build-isolation
 
 C++ CPU kernels are always built. The CUDA entry points are added when torch sees a GPU or
-``FORCE_CUDA=1`` is set (nvcc needed; ``TORCH_CUDA_ARCH_LIST`` picks the architectures).
+``FORCE_CUDA=1`` is set (nvcc needed; ``TORCH_CUDA_ARCH_LIST`` picks the architectures, by
+default ``8.0;9.0``).
 ``MAX_JOBS`` limits parallel compile jobs.
 """
 import os
@@ -43,6 +44,9 @@ def get_extensions():
     extension = CppExtension
     with_cuda = os.getenv('FORCE_CUDA', '0') == '1' or torch.cuda.is_available()
     if with_cuda:
+        # sm_80 (A100) and sm_90 (H100/H200) unless TORCH_CUDA_ARCH_LIST says otherwise: without
+        # a visible GPU torch would otherwise guess the architectures
+        os.environ.setdefault('TORCH_CUDA_ARCH_LIST', '8.0;9.0')
         extension = CUDAExtension
         sources += sorted(glob(osp.join(csrc, 'cuda', '*.cu')))
         define_macros.append(('WITH_CUDA', None))
@@ -76,7 +80,7 @@ setup(
     python_requires='>=3.8',
     packages=find_packages(exclude=('configs', 'tools', 'tests', 'tests.*')),
     package_data={'mmvit_plugins.ops': ['csrc/*.h', 'csrc/*/*.h', 'csrc/*.cpp', 'csrc/*/*.cpp',
-                                        'csrc/*/*.cu']},
+                                        'csrc/*/*.cu', 'csrc/*/*.cuh']},
     # The OpenMMLab stack is pinned in requirements/ and installed by `make install`; it is not
     # declared here because pip would pick an mmcv (2.2) that mmdet 3.3 and mmseg 1.2 refuse.
     install_requires=[],

@@ -66,5 +66,8 @@ def autocast_inputs(*tensors: Optional[torch.Tensor]) -> list:
 
 
 def compute_dtype(t: torch.Tensor) -> torch.dtype:
-    """The dtype the compiled kernels run in for ``t``: half types are computed in float32."""
-    return torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
+    """The dtype the compiled kernels take for ``t``. The CPU kernels get float16/bfloat16 as
+    float32; the CUDA kernels load them as they are and accumulate in float32."""
+    if t.dtype in (torch.float16, torch.bfloat16) and t.device.type != 'cuda':
+        return torch.float32
+    return t.dtype

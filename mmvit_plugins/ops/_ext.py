@@ -29,9 +29,12 @@ except (ImportError, OSError) as e:  # OSError: undefined symbols against anothe
         RuntimeWarning,
         stacklevel=2)
 
-# Whether the compiled kernels exist for a device type. The CUDA entry points are compiled
-# but their kernels are a later milestone, so CUDA tensors use the reference for now.
-_KERNEL_DEVICES = ('cpu', ) if HAS_EXT else ()
+# The device types with compiled kernels, per op family. The neighbourhood-attention CUDA entry
+# points are compiled but their kernels are not written yet, so CUDA tensors use its reference.
+_KERNEL_DEVICES = {
+    'elsa': (('cpu', 'cuda') if WITH_CUDA else ('cpu', )) if HAS_EXT else (),
+    'na': ('cpu', ) if HAS_EXT else (),
+}
 
 
 # The switch between compiled ops and references (for comparisons and benchmarks): the
@@ -63,9 +66,9 @@ def reference_ops(enabled: bool = True):
         set_reference_ops(previous)
 
 
-def use_ext(t: torch.Tensor) -> bool:
-    """Whether the compiled op should run for tensors on ``t``'s device."""
-    return not _force_reference and t.device.type in _KERNEL_DEVICES
+def use_ext(t: torch.Tensor, op: str) -> bool:
+    """Whether the compiled op of family ``op`` (``'elsa'`` or ``'na'``) runs for ``t``'s device."""
+    return not _force_reference and t.device.type in _KERNEL_DEVICES[op]
 
 
 def registered_ops() -> dict:

@@ -14,7 +14,8 @@ picks one of the two) -> ``ELSAAggregation`` (an ``nn.Module`` that owns the gho
 
 Unlike the original op, any map size works (windows larger than the map read zeros), the
 gradients of both ghosts are reduced over the batch inside the op, and float16/bfloat16
-inputs are computed in float32 and cast back (the original ran in float32 only).
+inputs are computed in float32 and cast back on the CPU, and loaded as they are with float32
+accumulation by the CUDA kernels (the original ran in float32 only).
 """
 from typing import Optional
 
@@ -119,7 +120,7 @@ def elsa_aggregate(v: Tensor,
             check_tensor(name, ghost, 3, '[C, k, k]')
             check_like(name, ghost, 'v', v)
             check_shape(name, ghost, (C, kernel_size, kernel_size), '[C, k, k]')
-    if not _ext.use_ext(v):
+    if not _ext.use_ext(v, 'elsa'):
         return elsa_aggregate_reference(v, attn, kernel_size, dilation, mul_ghost, add_ghost)
     dtype = compute_dtype(v)
     cast = (lambda t: None if t is None else t.to(dtype)) if dtype != v.dtype else (lambda t: t)

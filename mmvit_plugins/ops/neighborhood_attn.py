@@ -174,14 +174,14 @@ def _cast_all(dtype, *tensors):
 
 
 def _qk(q, k, kernel_size, dilation, rpb):
-    if not _ext.use_ext(q):
+    if not _ext.use_ext(q, 'na'):
         return na2d_qk_reference(q, k, kernel_size, dilation, rpb)
     q_, k_, rpb_ = _cast_all(compute_dtype(q), q, k, rpb)
     return NA2DQKFunction.apply(q_, k_, rpb_, kernel_size, dilation).to(q.dtype)
 
 
 def _av(attn, v, kernel_size, dilation):
-    if not _ext.use_ext(v):
+    if not _ext.use_ext(v, 'na'):
         return na2d_av_reference(attn, v, kernel_size, dilation)
     attn_, v_ = _cast_all(compute_dtype(v), attn, v)
     return NA2DAVFunction.apply(attn_, v_, kernel_size, dilation).to(v.dtype)

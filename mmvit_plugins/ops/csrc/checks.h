@@ -8,9 +8,14 @@
 
 namespace mmvit {
 
+// float32 and float64 everywhere; float16 and bfloat16 too on CUDA, whose kernels load them
+// natively and accumulate in float32 (the CPU kernels get them cast to float32 by Python).
 inline void check_float(const at::Tensor& t, const char* name) {
-  TORCH_CHECK_TYPE(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, name,
-                   " must be float32 or float64, got ", t.scalar_type());
+  const auto s = t.scalar_type();
+  const bool half = s == at::kHalf || s == at::kBFloat16;
+  TORCH_CHECK_TYPE(s == at::kFloat || s == at::kDouble || (half && t.is_cuda()), name,
+                   " must be float32 or float64 (or float16 / bfloat16 on CUDA), got ", s,
+                   " on ", t.device());
 }
 
 inline void check_same(const at::Tensor& t, const at::Tensor& ref, const char* name,

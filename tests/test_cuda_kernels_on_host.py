@@ -1,0 +1,169 @@
+"""The CUDA kernels' per-element code, run on the host.
+
+The CUDA kernels of the ops keep all their index math in ``MMVIT_HOST_DEVICE`` functions
+(``mmvit_plugins/ops/csrc/cuda/*_kernels.cuh``): one call per thread on the GPU. This test
+compiles the same headers with the host compiler into a small extension that loops over every
+element (and, for block reductions, over every thread of a block), and compares the results with
+the pure-PyTorch references: the GPU kernels' arithmetic is checked without a GPU. What it
+cannot check (launch configuration, shared memory, the device itself) is covered by
+tests/test_ops_cuda.py on a machine with a GPU.
+"""
+import os.path as osp
+
+import pytest
+import torch
+
+from mmvit_plugins import ops
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CSRC = osp.join(ROOT, 'mmvit_plugins', 'ops', 'csrc')
+
+SOURCE = r'''
+#include <torch/extension.h>
+#include <ATen/OpMathType.h>
+#include "cuda/elsa_aggregate_kernels.cuh"
+
+using namespace mmvit;
+
+namespace {
+const at::Tensor* opt(const c10::optional<at::Tensor>& t) {
+  return t.has_value() && t->defined() ? &t.value() : nullptr;
+}
+template <typename T> const T* ptr(const at::Tensor& t) {
+  return t.defined() ? t.data_ptr<T>() : nullptr;
+}
+ElsaShape shape_of(const at::Tensor& v, const at::Tensor& attn, int64_t k, int64_t dil) {
+  return ElsaShape{v.size(0), v.size(1), attn.size(1), v.size(2), v.size(3), int(k), int(dil)};
+}
+}  // namespace
+
+// Every element of the forward, as the CUDA grid would compute them.
+at::Tensor elsa_forward(at::Tensor v, at::Tensor attn, c10::optional<at::Tensor> mul,
+                        c10::optional<at::Tensor> add, int64_t k, int64_t dil) {
+  at::Tensor m = opt(mul) ? mul->contiguous() : at::Tensor();
+  at::Tensor bg = opt(add) ? add->contiguous() : at::Tensor();
+  v = v.contiguous(); attn = attn.contiguous();
+  at::Tensor out = at::empty_like(v);
+  const ElsaShape s = shape_of(v, attn, k, dil);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, v.scalar_type(), "emu", [&] {
+    using A = at::opmath_type<scalar_t>;
+    for (int64_t i = 0; i < v.numel(); ++i)
+      elsa_forward_element<scalar_t, A>(i, s, ptr<scalar_t>(v), ptr<scalar_t>(attn),
+                                        ptr<scalar_t>(m), ptr<scalar_t>(bg),
+                                        out.data_ptr<scalar_t>());
+  });
+  return out;
+}
+
+// grad_v, grad_attn and the ghost gradients; the ghost reduction as a block of `threads`
+// threads would do it (each thread a strided part, then the sum of the parts).
+std::vector<at::Tensor> elsa_backward(at::Tensor dy, at::Tensor v, at::Tensor attn,
+                                      c10::optional<at::Tensor> mul,
+                                      c10::optional<at::Tensor> add, int64_t k, int64_t dil,
+                                      int64_t threads) {
+  at::Tensor m = opt(mul) ? mul->contiguous() : at::Tensor();
+  at::Tensor bg = opt(add) ? add->contiguous() : at::Tensor();
+  dy = dy.contiguous(); v = v.contiguous(); attn = attn.contiguous();
+  at::Tensor dv = at::empty_like(v), da = at::empty_like(attn);
+  const ElsaShape s = shape_of(v, attn, k, dil);
+  const int64_t K = k * k;
+  std::vector<at::Tensor> result;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, v.scalar_type(), "emu", [&] {
+    using A = at::opmath_type<scalar_t>;
+    for (int64_t i = 0; i < v.numel(); ++i)
+      elsa_grad_v_element<scalar_t, A>(i, s, ptr<scalar_t>(dy), ptr<scalar_t>(attn),
+                                       ptr<scalar_t>(m), ptr<scalar_t>(bg),
+                                       dv.data_ptr<scalar_t>());
+    for (int64_t i = 0; i < attn.numel(); ++i)
+      elsa_grad_attn_element<scalar_t, A>(i, s, ptr<scalar_t>(dy), ptr<scalar_t>(v),
+                                          ptr<scalar_t>(m), da.data_ptr<scalar_t>());
+    const auto acc = v.options().dtype(c10::CppTypeToScalarType<A>::value);
+    at::Tensor gm = at::zeros({s.C, k, k}, acc), gb = at::zeros({s.C, k, k}, acc);
+    for (int64_t c = 0; c < s.C; ++c)
+      for (int64_t t = 0; t < K; ++t) {
+        A sm = 0, sb = 0;
+        for (int64_t thread = 0; thread < threads; ++thread) {
+          A pm, pb;
+          elsa_grad_ghost_part<scalar_t, A>(c, t, thread, threads, s, ptr<scalar_t>(dy),
+                                            ptr<scalar_t>(v), ptr<scalar_t>(attn), &pm, &pb);
+          sm += pm;
+          sb += pb;
+        }
+        gm.data_ptr<A>()[c * K + t] = sm;
+        gb.data_ptr<A>()[c * K + t] = sb;
+      }
+    result = {dv, da, gm.to(v.scalar_type()), gb.to(v.scalar_type())};
+  });
+  return result;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("elsa_forward", &elsa_forward);
+  m.def("elsa_backward", &elsa_backward);
+}
+'''
+
+
+@pytest.fixture(scope='module')
+def emu(tmp_path_factory):
+    from torch.utils.cpp_extension import load_inline
+    build = tmp_path_factory.mktemp('cuda_kernels_on_host')
+    return load_inline('mmvit_cuda_kernels_on_host', cpp_sources=SOURCE, functions=None,
+                       extra_include_paths=[CSRC], extra_cflags=['-O2'],
+                       build_directory=str(build), verbose=False)
+
+
+def elsa_case(B, C, G, H, W, k, dtype=torch.float64, mul=True, add=True):
+    g = torch.Generator().manual_seed(B * 1000 + C * 10 + H + k)
+    v = torch.randn(B, C, H, W, generator=g, dtype=dtype)
+    attn = torch.randn(B, G, k * k, H, W, generator=g, dtype=dtype).softmax(2)
+    m = torch.randn(C, k, k, generator=g, dtype=dtype) if mul else None
+    bg = torch.randn(C, k, k, generator=g, dtype=dtype) * 0.1 if add else None
+    return v, attn, m, bg
+
+
+ELSA_CASES = [  # (B, C, G, H, W, k, dil): odd sizes, C=1, maps smaller than the window
+    (2, 6, 3, 7, 9, 3, 1),
+    (1, 1, 1, 10, 10, 5, 2),
+    (2, 8, 2, 15, 11, 7, 1),
+    (1, 4, 4, 3, 4, 7, 1),
+    (3, 70, 2, 5, 6, 3, 2),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('case', ELSA_CASES, ids=str)
+@pytest.mark.parametrize('ghosts', [(True, True), (False, True), (True, False)])
+def test_elsa_cuda_kernels_match_the_reference_float64(emu, case, ghosts):
+    B, C, G, H, W, k, dil = case
+    v, attn, m, bg = elsa_case(B, C, G, H, W, k, mul=ghosts[0], add=ghosts[1])
+    ref = ops.elsa_aggregate_reference(v, attn, k, dil, m, bg)
+    torch.testing.assert_close(emu.elsa_forward(v, attn, m, bg, k, dil), ref, rtol=1e-12,
+                               atol=1e-12)
+
+    leaves = [t.clone().requires_grad_(True) for t in (v, attn)]
+    ghost_leaves = [None if t is None else t.clone().requires_grad_(True) for t in (m, bg)]
+    dy = torch.randn_like(v)
+    ops.elsa_aggregate_reference(*leaves, k, dil, *ghost_leaves).backward(dy)
+    for threads in (1, 256):  # one thread, and the strided parts of a 256-thread block
+        dv, da, dm, db = emu.elsa_backward(dy, v, attn, m, bg, k, dil, threads)
+        torch.testing.assert_close(dv, leaves[0].grad, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(da, leaves[1].grad, rtol=1e-12, atol=1e-12)
+        if m is not None:
+            torch.testing.assert_close(dm, ghost_leaves[0].grad, rtol=1e-12, atol=1e-12)
+        if bg is not None:
+            torch.testing.assert_close(db, ghost_leaves[1].grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('dtype,tol', [(torch.float32, 1e-5), (torch.float16, 2e-3),
+                                       (torch.bfloat16, 1.6e-2)])
+def test_elsa_cuda_kernels_low_precision_accumulate_in_float32(emu, dtype, tol):
+    """16-bit inputs are read as they are and summed in float32: the error is the rounding of
+    the output only (compared with the float64 reference on the same rounded inputs)."""
+    v, attn, m, bg = elsa_case(2, 8, 2, 12, 13, 7, dtype=dtype)
+    ref = ops.elsa_aggregate_reference(*(t.double() for t in (v, attn)), 7, 1, m.double(),
+                                       bg.double())
+    out = emu.elsa_forward(v, attn, m, bg, 7, 1)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.double(), ref, rtol=tol, atol=tol * ref.abs().max().item())
