@@ -1,4 +1,4 @@
-"""The CUDA kernels' per-element code, run on the host.
+"""The CUDA kernels' per-element code, run on the host (ELSA aggregation, neighbourhood attention).
 
 The CUDA kernels of the ops keep all their index math in ``MMVIT_HOST_DEVICE`` functions
 (``mmvit_plugins/ops/csrc/cuda/*_kernels.cuh``): one call per thread on the GPU. This test
@@ -22,6 +22,7 @@ SOURCE = r'''
 #include <torch/extension.h>
 #include <ATen/OpMathType.h>
 #include "cuda/elsa_aggregate_kernels.cuh"
+#include "cuda/na2d_kernels.cuh"
 
 using namespace mmvit;
 
@@ -97,9 +98,70 @@ std::vector<at::Tensor> elsa_backward(at::Tensor dy, at::Tensor v, at::Tensor at
   return result;
 }
 
+NaShape na_shape(const at::Tensor& t, int64_t k, int64_t dil) {
+  return NaShape{t.size(0), t.size(1), t.size(2), t.size(3), t.size(4), int(k), int(dil)};
+}
+
+// The four neighbourhood-attention element kinds, over every element (and every thread of a
+// 256-thread block for grad_rpb), as the CUDA entry points use them.
+at::Tensor na_dot(at::Tensor a, at::Tensor b, c10::optional<at::Tensor> rpb, int64_t k,
+                  int64_t dil) {
+  a = a.contiguous(); b = b.contiguous();
+  at::Tensor r = opt(rpb) ? rpb->contiguous() : at::Tensor();
+  const NaShape s = na_shape(a, k, dil);
+  at::Tensor out = at::empty({s.B, s.H, s.W, s.heads, k * k}, a.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.scalar_type(), "emu", [&] {
+    using A = at::opmath_type<scalar_t>;
+    for (int64_t i = 0; i < out.numel(); ++i)
+      na_dot_element<scalar_t, A>(i, s, ptr<scalar_t>(a), ptr<scalar_t>(b), ptr<scalar_t>(r),
+                                  out.data_ptr<scalar_t>());
+  });
+  return out;
+}
+
+at::Tensor na_sum(at::Tensor w, at::Tensor b, int64_t k, int64_t dil, bool inverse) {
+  w = w.contiguous(); b = b.contiguous();
+  const NaShape s = na_shape(b, k, dil);
+  at::Tensor out = at::empty_like(b);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.scalar_type(), "emu", [&] {
+    using A = at::opmath_type<scalar_t>;
+    for (int64_t i = 0; i < out.numel(); ++i) {
+      if (inverse)
+        na_inverse_element<scalar_t, A>(i, s, ptr<scalar_t>(w), ptr<scalar_t>(b),
+                                        out.data_ptr<scalar_t>());
+      else
+        na_sum_element<scalar_t, A>(i, s, ptr<scalar_t>(w), ptr<scalar_t>(b),
+                                    out.data_ptr<scalar_t>());
+    }
+  });
+  return out;
+}
+
+at::Tensor na_rpb_grad(at::Tensor grad_attn, at::Tensor like, int64_t k, int64_t dil) {
+  grad_attn = grad_attn.contiguous();
+  const NaShape s = na_shape(like, k, dil);
+  const int64_t R = 2 * k - 1;
+  at::Tensor out = at::zeros({s.heads, R, R}, like.options());
+  AT_DISPATCH_FLOATING_TYPES(like.scalar_type(), "emu", [&] {
+    for (int64_t h = 0; h < s.heads; ++h)
+      for (int ry = 0; ry < R; ++ry)
+        for (int rx = 0; rx < R; ++rx) {
+          scalar_t acc = 0;
+          for (int64_t thread = 0; thread < 256; ++thread)
+            acc += na_rpb_grad_part<scalar_t, scalar_t>(h, ry, rx, thread, 256, s,
+                                                        ptr<scalar_t>(grad_attn));
+          out.data_ptr<scalar_t>()[(h * R + ry) * R + rx] = acc;
+        }
+  });
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("elsa_forward", &elsa_forward);
   m.def("elsa_backward", &elsa_backward);
+  m.def("na_dot", &na_dot);
+  m.def("na_sum", &na_sum);
+  m.def("na_rpb_grad", &na_rpb_grad);
 }
 '''
 
@@ -167,3 +229,54 @@ def test_elsa_cuda_kernels_low_precision_accumulate_in_float32(emu, dtype, tol):
     out = emu.elsa_forward(v, attn, m, bg, 7, 1)
     assert out.dtype == dtype
     torch.testing.assert_close(out.double(), ref, rtol=tol, atol=tol * ref.abs().max().item())
+
+
+NA_CASES = [  # (B, H, W, heads, d, k, dil): odd and non-square maps, dilation, map = k * dil
+    (2, 9, 11, 2, 5, 3, 1),
+    (1, 13, 10, 3, 4, 5, 2),
+    (1, 7, 7, 1, 8, 7, 1),
+    (2, 15, 12, 2, 3, 3, 4),
+    (1, 14, 16, 2, 16, 7, 2),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('case', NA_CASES, ids=str)
+def test_na_cuda_kernels_match_the_reference_float64(emu, case):
+    B, H, W, heads, d, k, dil = case
+    g = torch.Generator().manual_seed(H * 100 + W + k)
+    q, key, v = (torch.randn(B, H, W, heads, d, generator=g, dtype=torch.float64)
+                 for _ in range(3))
+    rpb = torch.randn(heads, 2 * k - 1, 2 * k - 1, generator=g, dtype=torch.float64)
+    attn = torch.randn(B, H, W, heads, k * k, generator=g, dtype=torch.float64).softmax(-1)
+    tol = dict(rtol=1e-12, atol=1e-12)
+
+    # qk: forward (dot element with bias), grad_q (sum), grad_k (inverse), grad_rpb (parts)
+    leaves = [t.clone().requires_grad_() for t in (q, key, rpb)]
+    logits = ops.na2d_qk_reference(leaves[0], leaves[1], k, dil, leaves[2])
+    torch.testing.assert_close(emu.na_dot(q, key, rpb, k, dil), logits, **tol)
+    ga = torch.randn_like(logits)
+    logits.backward(ga)
+    torch.testing.assert_close(emu.na_sum(ga, key, k, dil, False), leaves[0].grad, **tol)
+    torch.testing.assert_close(emu.na_sum(ga, q, k, dil, True), leaves[1].grad, **tol)
+    torch.testing.assert_close(emu.na_rpb_grad(ga, q, k, dil), leaves[2].grad, **tol)
+
+    # av: forward (sum), grad_attn (dot element, no bias), grad_v (inverse)
+    leaves = [t.clone().requires_grad_() for t in (attn, v)]
+    out = ops.na2d_av_reference(leaves[0], leaves[1], k, dil)
+    torch.testing.assert_close(emu.na_sum(attn, v, k, dil, False), out, **tol)
+    go = torch.randn_like(out)
+    out.backward(go)
+    torch.testing.assert_close(emu.na_dot(go, v, None, k, dil), leaves[0].grad, **tol)
+    torch.testing.assert_close(emu.na_sum(attn, go, k, dil, True), leaves[1].grad, **tol)
+
+
+@pytest.mark.slow
+def test_na_cuda_kernels_bfloat16_accumulate_in_float32(emu):
+    g = torch.Generator().manual_seed(1)
+    q, key = (torch.randn(1, 14, 14, 2, 64, generator=g).bfloat16() for _ in range(2))
+    out = emu.na_dot(q, key, None, 7, 1)
+    ref = ops.na2d_qk_reference(q.double(), key.double(), 7, 1)
+    assert out.dtype == torch.bfloat16
+    # only the output is rounded: one bfloat16 ulp of the result, not 64 accumulated ones
+    torch.testing.assert_close(out.double(), ref, rtol=8e-3, atol=8e-3 * ref.abs().max().item())

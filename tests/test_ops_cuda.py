@@ -113,3 +113,61 @@ def test_elsa_cuda_large_map_uses_64_bit_indices():
     out = torch.ops.mmvit_plugins.elsa_aggregate_forward(v, attn, None, None, k, 1)
     assert out[0, 1, H - 1, W - 1].item() == pytest.approx(16 / 49, rel=1e-2)  # corner: 4x4 taps
     assert out[0, 1, H // 2, W // 2].item() == pytest.approx(1.0, rel=1e-2)
+
+
+NA_SHAPES = [  # (B, H, W, heads, d, k, dil)
+    (2, 9, 11, 2, 16, 3, 1), (1, 13, 10, 3, 32, 5, 2), (1, 14, 16, 2, 64, 7, 2),
+    (2, 56, 56, 4, 32, 7, 1), (1, 26, 30, 2, 128, 13, 1), (1, 20, 20, 1, 16, 9, 2),
+]
+
+
+@pytest.mark.parametrize('shape', NA_SHAPES, ids=str)
+@pytest.mark.parametrize('dtype', list(TOL), ids=str)
+def test_na_cuda_forward_and_gradients(shape, dtype):
+    B, H, W, heads, d, k, dil = shape
+    g = torch.Generator().manual_seed(0)
+    q, key, v = (torch.randn(B, H, W, heads, d, generator=g) for _ in range(3))
+    rpb = torch.randn(heads, 2 * k - 1, 2 * k - 1, generator=g)
+    rtol, atol = TOL[dtype]
+    ref = [t.double().requires_grad_() for t in (q, key, v, rpb)]
+    cuda = [t.to('cuda', dtype).requires_grad_() for t in (q, key, v, rpb)]
+    logits_ref = ops.na2d_qk_reference(ref[0], ref[1], k, dil, ref[3])
+    logits = ops.na2d_qk(cuda[0], cuda[1], k, dil, cuda[3])
+    s = logits_ref.abs().max().item()
+    torch.testing.assert_close(logits.double().cpu(), logits_ref, rtol=rtol, atol=atol * s)
+    attn_ref = logits_ref.softmax(-1)
+    out_ref = ops.na2d_av_reference(attn_ref, ref[2], k, dil)
+    out = ops.na2d_av(logits.float().softmax(-1).to(dtype), cuda[2], k, dil)
+    s = out_ref.abs().max().item()
+    torch.testing.assert_close(out.double().cpu(), out_ref, rtol=rtol * 4, atol=atol * s * 4)
+    dy = torch.randn(out_ref.shape, generator=g)
+    out_ref.backward(dy.double())
+    out.backward(dy.to('cuda', dtype))
+    for name, a, b in zip(('q', 'k', 'v', 'rpb'), cuda, ref):
+        s = b.grad.abs().max().item()
+        torch.testing.assert_close(a.grad.double().cpu(), b.grad, rtol=rtol * 8,
+                                   atol=atol * s * 8, msg=name)
+
+
+def test_na_cuda_non_default_stream_and_module():
+    m = ops.NeighborhoodAttention2D(64, 4, kernel_size=7).cuda()
+    x = torch.randn(2, 20, 24, 64, device='cuda')
+    expected = m(x)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        out = m(x)
+    torch.cuda.current_stream().wait_stream(stream)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    with torch.autocast('cuda', dtype=torch.bfloat16):
+        y = m(x)
+    assert torch.isfinite(y).all()
+    torch.testing.assert_close(y.float(), expected, rtol=3e-2, atol=3e-2)
+
+
+def test_na_cuda_bad_arguments_raise():
+    q = torch.randn(1, 6, 6, 2, 16, device='cuda')
+    with pytest.raises(ValueError, match='larger than the map'):
+        torch.ops.mmvit_plugins.na2d_qk_forward(q, q, None, 7, 1)
+    with pytest.raises(ValueError, match='does not match'):
+        torch.ops.mmvit_plugins.na2d_qk_forward(q, q[:, :, :, :1], None, 3, 1)

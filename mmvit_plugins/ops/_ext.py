@@ -29,12 +29,9 @@ except (ImportError, OSError) as e:  # OSError: undefined symbols against anothe
         RuntimeWarning,
         stacklevel=2)
 
-# The device types with compiled kernels, per op family. The neighbourhood-attention CUDA entry
-# points are compiled but their kernels are not written yet, so CUDA tensors use its reference.
-_KERNEL_DEVICES = {
-    'elsa': (('cpu', 'cuda') if WITH_CUDA else ('cpu', )) if HAS_EXT else (),
-    'na': ('cpu', ) if HAS_EXT else (),
-}
+# The device types with compiled kernels, per op family ('elsa', 'na').
+_DEVICES = (('cpu', 'cuda') if WITH_CUDA else ('cpu', )) if HAS_EXT else ()
+_KERNEL_DEVICES = {'elsa': _DEVICES, 'na': _DEVICES}
 
 
 # The switch between compiled ops and references (for comparisons and benchmarks): the

@@ -140,10 +140,4 @@ inline void check_elsa_backward(const at::Tensor& grad_out, const at::Tensor& v,
                     " must have the shape of v ", v.sizes());
 }
 
-// For device entry points whose kernels are not written yet.
-[[noreturn]] inline void not_implemented(const char* op, const char* device) {
-  TORCH_CHECK_NOT_IMPLEMENTED(false, op, ": ", device, " kernels are not implemented yet");
-  __builtin_unreachable();
-}
-
 }  // namespace mmvit
