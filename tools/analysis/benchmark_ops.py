@@ -18,9 +18,15 @@ Shapes follow ../shared/BENCHMARKS.md: the CPU targets (ELSA-Swin-T stage 1 at 2
 B=8, C=96, heads=3, 56x56, k=7; NA: B=2, heads=4, 56x56, d=32, k=7) by default, and with
 ``--sweep`` more ELSA-Swin-T stages, kernel sizes, a dilation and a non-square map.
 
+On CUDA (``--device cuda``) times come from CUDA events, peak memory from
+``max_memory_allocated``, and every row also gives the achieved bandwidth: the compulsory bytes
+(inputs and output; backward: output gradient in, inputs again, their gradients out) over the
+median time, as a fraction of a measured device-to-device copy.
+
 Usage::
 
-    python tools/analysis/benchmark_ops.py [--sweep] [--quick] [--out FILE.json]
+    python tools/analysis/benchmark_ops.py [--sweep] [--quick] [--device cpu|cuda]
+        [--dtype fp32|fp16|bf16] [--out FILE.json]
 """
 import argparse
 import json
@@ -57,18 +63,26 @@ QUICK = [
 # ----------------------------------------------------------------------------- implementations
 
 
+# where and in what dtype the inputs live (--device, --dtype)
+SETTINGS = dict(device='cpu', dtype=torch.float32)
+
+
+def _place(tensors, requires_grad):
+    return [t.to(**SETTINGS).requires_grad_(requires_grad) for t in tensors]
+
+
 def elsa_inputs(c, requires_grad):
     g = torch.Generator().manual_seed(0)
     v = torch.randn(c['B'], c['C'], c['H'], c['W'], generator=g)
     attn = torch.randn(c['B'], c['G'], c['k']**2, c['H'], c['W'], generator=g).softmax(2)
     add = torch.randn(c['C'], c['k'], c['k'], generator=g) * 0.02  # ELSA-Swin: add ghost only
-    return [t.requires_grad_(requires_grad) for t in (v, attn, add)]
+    return _place((v, attn, add), requires_grad)
 
 
 def na_inputs(c, requires_grad):
     g = torch.Generator().manual_seed(0)
     shape = (c['B'], c['H'], c['W'], c['heads'], c['d'])
-    return [torch.randn(shape, generator=g).requires_grad_(requires_grad) for _ in range(3)]
+    return _place([torch.randn(shape, generator=g) for _ in range(3)], requires_grad)
 
 
 def wsa_sdpa(q, k, v, window):
@@ -112,15 +126,34 @@ def implementations(c, compile_ref):
 # ----------------------------------------------------------------------------- timing
 
 
+def copy_bandwidth(device, nbytes=2**28):
+    """Bytes per second of a device-to-device copy (read + write) of ``nbytes``."""
+    src = torch.empty(nbytes // 4, device=device)
+    dst = torch.empty_like(src)
+    stats = time_step(lambda: dst.copy_(src), warmup=3, min_iters=20, min_time=0.5,
+                      device=device)
+    return 2 * nbytes / (stats['median_ms'] / 1e3)
+
+
+def compulsory_bytes(args, out, mode):
+    """Bytes every implementation must move at least: the inputs and the output (forward);
+    backward adds reading the output gradient and the inputs again and writing their
+    gradients."""
+    inputs = sum(a.numel() * a.element_size() for a in args)
+    output = out.numel() * out.element_size()
+    return inputs + output if mode == 'fwd' else 3 * inputs + 2 * output
+
+
 def measure(fn, args, mode, warmup, min_iters, min_time):
     """Median/p10/p90 ms and peak memory of one forward or forward+backward."""
+    device = SETTINGS['device']
     if mode == 'fwd':
         def step():
             with torch.inference_mode():
                 return fn(*args)
     else:
         out_shape = fn(*args).shape
-        grad = torch.randn(out_shape)
+        grad = torch.randn(out_shape).to(**SETTINGS)
 
         def step():
             for a in args:
@@ -129,11 +162,14 @@ def measure(fn, args, mode, warmup, min_iters, min_time):
             out.backward(grad)
             return out
 
-    stats = time_step(step, warmup, min_iters, min_time)
+    stats = time_step(step, warmup, min_iters, min_time, device=device)
     for a in args:
         a.grad = None
-    peak = peak_growth(step)
-    return dict(stats, peak_mb=None if peak is None else peak / 2**20)
+    peak = peak_growth(step, device)
+    with torch.no_grad():
+        nbytes = compulsory_bytes(args, fn(*args), mode)
+    return dict(stats, peak_mb=None if peak is None else peak / 2**20,
+                gbytes_per_s=nbytes / (stats['median_ms'] / 1e3) / 1e9)
 
 
 def check_outputs(impls, make, case):
@@ -227,8 +263,15 @@ def main():
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--min-iters', type=int, default=5)
     parser.add_argument('--min-time', type=float, default=1.0, help='seconds per measurement')
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
+    parser.add_argument('--dtype', choices=['fp32', 'fp16', 'bf16'], default='fp32',
+                        help='input dtype (the CPU kernels compute 16-bit types in float32)')
     parser.add_argument('--out', default='work_dirs/benchmark_ops.json', help='JSON output')
     args = parser.parse_args()
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: no CUDA device is available')
+    SETTINGS.update(device=args.device, dtype={'fp32': torch.float32, 'fp16': torch.float16,
+                                               'bf16': torch.bfloat16}[args.dtype])
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -237,10 +280,14 @@ def main():
     cases = QUICK if args.quick else TARGETS + (SWEEP if args.sweep else [])
     if args.quick:
         args.compile_ref, args.warmup, args.min_iters, args.min_time = 'none', 1, 2, 0.0
-    info = machine_info('float32')
+    info = machine_info(args.dtype)
     print(f'CPU: {info["cpu"]}, {info["logical_cores"]} logical cores, torch threads '
           f'{info["torch_threads"]}, load avg {info["load_avg_start"]}; torch {info["torch"]}; '
-          f'float32\n')
+          f'{args.dtype} on {args.device}\n')
+    if args.device == 'cuda':
+        info['copy_gbytes_per_s'] = copy_bandwidth('cuda') / 1e9
+        print(f'GPU: {info.get("gpu")}; measured device-to-device copy '
+              f'{info["copy_gbytes_per_s"]:.0f} GB/s (read + write)\n')
 
     results = []
     for case in cases:
@@ -254,6 +301,14 @@ def main():
             results.append(row)
             print(f'  done: {case["name"]} / {name}', file=sys.stderr)
     print_table(results)
+    if args.device == 'cuda':
+        print('\nachieved bandwidth (compulsory bytes / median time) as a fraction of the '
+              'measured copy:')
+        for r in results:
+            print(f'  {r["case"]:28s} {r["impl"]:18s} ' + '   '.join(
+                f'{mode} {r[mode]["gbytes_per_s"]:.0f} GB/s = '
+                f'{r[mode]["gbytes_per_s"] / info["copy_gbytes_per_s"]:.1%}'
+                for mode in ('fwd', 'fwd+bwd')))
     rows = ratios(results)
     targets = print_targets(rows)
     info['load_avg_end'] = os.getloadavg()
