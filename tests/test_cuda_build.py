@@ -25,7 +25,8 @@ CHECK = textwrap.dedent('''
     spec.loader.exec_module(ext)
     assert ext.with_cuda()
     for op in ['elsa_aggregate_forward', 'elsa_aggregate_backward', 'na2d_qk_forward',
-               'na2d_qk_backward', 'na2d_av_forward', 'na2d_av_backward']:
+               'na2d_qk_backward', 'na2d_av_forward', 'na2d_av_backward', 'na2d_fused_forward',
+               'na2d_fused_backward']:
         for key in ('CPU', 'CUDA'):
             name = 'mmvit_plugins::' + op
             assert torch._C._dispatch_has_kernel_for_dispatch_key(name, key), (op, key)

@@ -156,7 +156,64 @@ at::Tensor na_rpb_grad(at::Tensor grad_attn, at::Tensor like, int64_t k, int64_t
   return out;
 }
 
+// The fused kernels' element functions over every query / key (scratch as a stack buffer).
+std::vector<at::Tensor> na_fused_forward(at::Tensor q, at::Tensor k, at::Tensor v,
+                                         c10::optional<at::Tensor> rpb, int64_t ks, int64_t dil,
+                                         double scale) {
+  q = q.contiguous(); k = k.contiguous(); v = v.contiguous();
+  at::Tensor r = opt(rpb) ? rpb->contiguous() : at::Tensor();
+  const NaShape s = na_shape(q, ks, dil);
+  at::Tensor out = at::empty_like(q), lse = at::empty({s.B, s.H, s.W, s.heads}, q.options());
+  AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "emu", [&] {
+    std::vector<scalar_t> p(ks * ks);
+    for (int64_t i = 0; i < lse.numel(); ++i)
+      na_fused_forward_element<scalar_t, scalar_t>(
+          i, s, ptr<scalar_t>(q), ptr<scalar_t>(k), ptr<scalar_t>(v), ptr<scalar_t>(r),
+          scalar_t(scale), out.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>(), p.data());
+  });
+  return {out, lse};
+}
+
+std::vector<at::Tensor> na_fused_backward(at::Tensor dout, at::Tensor q, at::Tensor k,
+                                          at::Tensor v, c10::optional<at::Tensor> rpb,
+                                          at::Tensor out, at::Tensor lse, int64_t ks,
+                                          int64_t dil, double scale) {
+  at::Tensor r = opt(rpb) ? rpb->contiguous() : at::Tensor();
+  const NaShape s = na_shape(q, ks, dil);
+  const int64_t R = 2 * ks - 1;
+  at::Tensor dq = at::empty_like(q), dk = at::empty_like(k), dv = at::empty_like(v);
+  at::Tensor delta = at::empty_like(lse), drpb = at::zeros({s.heads, R, R}, q.options());
+  AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "emu", [&] {
+    using T = scalar_t;
+    const T *qp = ptr<T>(q), *kp = ptr<T>(k), *vp = ptr<T>(v), *rp = ptr<T>(r);
+    const T* gp = ptr<T>(dout);
+    const T sc = T(scale);
+    T* dp = delta.data_ptr<T>();
+    for (int64_t i = 0; i < lse.numel(); ++i)
+      na_fused_delta_element<T, T>(i, s, gp, ptr<T>(out), dp);
+    std::vector<T> scratch(std::max<int64_t>(ks * ks, 2 * s.d));
+    for (int64_t i = 0; i < lse.numel(); ++i) {
+      na_fused_grad_q_element<T, T>(i, s, qp, kp, vp, rp, gp, ptr<T>(lse), dp, sc,
+                                    dq.data_ptr<T>(), scratch.data());
+      na_fused_grad_kv_element<T, T>(i, s, qp, kp, vp, rp, gp, ptr<T>(lse), dp, sc,
+                                     dk.data_ptr<T>(), dv.data_ptr<T>(), scratch.data());
+    }
+    for (int64_t h = 0; h < s.heads; ++h)
+      for (int ry = 0; ry < R; ++ry)
+        for (int rx = 0; rx < R; ++rx) {
+          T acc = 0;
+          for (int64_t thread = 0; thread < 64; ++thread)
+            acc += na_fused_rpb_part<T, T>(h, ry, rx, thread, 64, s, qp, kp, vp, rp, gp,
+                                           ptr<T>(lse), dp, sc);
+          drpb.data_ptr<T>()[(h * R + ry) * R + rx] = acc;
+        }
+  });
+  return {dq, dk, dv, drpb};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("na_fused_forward", &na_fused_forward);
+  m.def("na_fused_backward", &na_fused_backward);
   m.def("elsa_forward", &elsa_forward);
   m.def("elsa_backward", &elsa_backward);
   m.def("na_dot", &na_dot);
@@ -280,3 +337,29 @@ def test_na_cuda_kernels_bfloat16_accumulate_in_float32(emu):
     assert out.dtype == torch.bfloat16
     # only the output is rounded: one bfloat16 ulp of the result, not 64 accumulated ones
     torch.testing.assert_close(out.double(), ref, rtol=8e-3, atol=8e-3 * ref.abs().max().item())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('case', NA_CASES, ids=str)
+def test_na_fused_kernels_match_the_reference_float64(emu, case):
+    """Fused forward (weights kept in scratch, log-sum-exp saved) and backward (weights
+    recomputed; dk/dv gathered on the key side) against autograd through the reference."""
+    B, H, W, heads, d, k, dil = case
+    g = torch.Generator().manual_seed(H * 10 + W + k)
+    q, key, v = (torch.randn(B, H, W, heads, d, generator=g, dtype=torch.float64)
+                 for _ in range(3))
+    rpb = torch.randn(heads, 2 * k - 1, 2 * k - 1, generator=g, dtype=torch.float64)
+    scale = d**-0.5
+    leaves = [t.clone().requires_grad_() for t in (q, key, v, rpb)]
+    ref = ops.na2d_reference(*leaves[:3], k, dil, leaves[3], scale)
+    out, lse = emu.na_fused_forward(q, key, v, rpb, k, dil, scale)
+    tol = dict(rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(out, ref, **tol)
+    logits = ops.na2d_qk_reference(q * scale, key, k, dil, rpb)
+    torch.testing.assert_close(lse, torch.logsumexp(logits, -1), **tol)
+    dout = torch.randn_like(ref)
+    ref.backward(dout)
+    for name, got, leaf in zip('q k v rpb'.split(),
+                               emu.na_fused_backward(dout, q, key, v, rpb, out, lse, k, dil,
+                                                     scale), leaves):
+        torch.testing.assert_close(got, leaf.grad, **tol, msg=name)

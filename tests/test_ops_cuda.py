@@ -171,3 +171,41 @@ def test_na_cuda_bad_arguments_raise():
         torch.ops.mmvit_plugins.na2d_qk_forward(q, q, None, 7, 1)
     with pytest.raises(ValueError, match='does not match'):
         torch.ops.mmvit_plugins.na2d_qk_forward(q, q[:, :, :, :1], None, 3, 1)
+
+
+@pytest.mark.parametrize('shape', NA_SHAPES, ids=str)
+@pytest.mark.parametrize('dtype', list(TOL), ids=str)
+def test_na_cuda_fused_forward_and_gradients(shape, dtype):
+    B, H, W, heads, d, k, dil = shape
+    g = torch.Generator().manual_seed(1)
+    q, key, v = (torch.randn(B, H, W, heads, d, generator=g) for _ in range(3))
+    rpb = torch.randn(heads, 2 * k - 1, 2 * k - 1, generator=g)
+    rtol, atol = TOL[dtype]
+    ref = [t.double().requires_grad_() for t in (q, key, v, rpb)]
+    cuda = [t.to('cuda', dtype).requires_grad_() for t in (q, key, v, rpb)]
+    out_ref = ops.na2d_reference(*ref[:3], k, dil, ref[3])
+    out = ops.na2d(*cuda[:3], k, dil, cuda[3], fused=True)
+    s = out_ref.abs().max().item()
+    torch.testing.assert_close(out.double().cpu(), out_ref, rtol=rtol * 4, atol=atol * s * 4)
+    dy = torch.randn(out_ref.shape, generator=g)
+    out_ref.backward(dy.double())
+    out.backward(dy.to('cuda', dtype))
+    for name, a, b in zip(('q', 'k', 'v', 'rpb'), cuda, ref):
+        s = b.grad.abs().max().item()
+        torch.testing.assert_close(a.grad.double().cpu(), b.grad, rtol=rtol * 8,
+                                   atol=atol * s * 8, msg=name)
+
+
+def test_na_cuda_fused_stores_no_k2_tensor():
+    """Peak memory of the fused forward+backward stays near the inputs: no [.., heads, k*k]."""
+    B, H, W, heads, d, k = 2, 64, 64, 4, 32, 13
+    q, key, v = (torch.randn(B, H, W, heads, d, device='cuda', requires_grad=True)
+                 for _ in range(3))
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    ops.na2d(q, key, v, k, fused=True).sum().backward()
+    torch.cuda.synchronize()
+    growth = torch.cuda.max_memory_allocated() - base
+    weights = B * H * W * heads * k * k * 4  # one float32 k*k tensor: 21.6 MB
+    assert growth < weights / 2, (growth, weights)

@@ -317,3 +317,53 @@ def test_autocast_module_and_mixed_dtypes():
     torch.testing.assert_close(attn, na2d_qk_reference(q.float(), k, 3), rtol=1e-5, atol=1e-5)
     with pytest.raises(TypeError, match='k has dtype'):  # outside autocast: an error
         na2d_qk(q, k, 3)
+
+
+# ----------------------------------------------------------------------------- fused
+
+
+@pytest.mark.parametrize('B,H,W,heads,d,ks,dil,rpb', [
+    (2, 9, 11, 2, 5, 3, 1, True), (1, 13, 10, 3, 4, 5, 2, True), (1, 7, 7, 1, 8, 7, 1, False),
+    (2, 15, 12, 2, 3, 3, 4, True), (1, 14, 16, 2, 16, 7, 2, True),
+])
+def test_fused_matches_reference_float64(B, H, W, heads, d, ks, dil, rpb):
+    """na2d(fused=True): the fused kernels (the CUDA kernels' element code, run on the CPU)."""
+    q, k, v, bias = make_qkv(B, H, W, heads, d, ks, dil, rpb)
+    leaves = [None if t is None else t.clone().requires_grad_() for t in (q, k, v, bias)]
+    ours = na2d(*leaves[:3], ks, dil, leaves[3], 0.7, fused=True)
+    refs = [None if t is None else t.clone().requires_grad_() for t in (q, k, v, bias)]
+    ref = na2d_reference(*refs[:3], ks, dil, refs[3], 0.7)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-10)
+    dout = torch.randn_like(ref)
+    ours.backward(dout)
+    ref.backward(dout)
+    for a, b in zip(leaves, refs):
+        if a is not None:
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-10)
+    out, lse = torch.ops.mmvit_plugins.na2d_fused_forward(q, k, v, bias, ks, dil, 0.7)
+    logits = na2d_qk_reference(q * 0.7, k, ks, dil, bias)
+    torch.testing.assert_close(lse, torch.logsumexp(logits, -1), rtol=1e-10, atol=1e-10)
+
+
+def test_fused_gradcheck_and_opcheck():
+    q, k, v, bias = (t.requires_grad_() for t in make_qkv(1, 6, 7, 2, 3, 3, 2, True))
+    assert torch.autograd.gradcheck(
+        lambda *xs: na2d(*xs[:3], 3, 2, xs[3], fused=True), (q, k, v, bias))
+    ops = torch.ops.mmvit_plugins
+    q, k, v, bias = (t.detach() for t in (q, k, v, bias))
+    out, lse = ops.na2d_fused_forward(q, k, v, bias, 3, 2, 0.5)
+    torch.library.opcheck(ops.na2d_fused_forward.default, (q, k, v, bias, 3, 2, 0.5))
+    torch.library.opcheck(ops.na2d_fused_backward.default,
+                          (out, q, k, v, bias, out, lse, 3, 2, 0.5, [True, False, True, True]))
+
+
+def test_module_eval_uses_the_fused_path_with_the_same_result():
+    m = NeighborhoodAttention2D(16, 2, kernel_size=5).double().eval()
+    x = torch.randn(2, 9, 10, 16, dtype=D)
+    qkv = m.qkv(x).reshape(2, 9, 10, 3, 2, 8)
+    q, k, v = qkv.unbind(3)
+    ref = m.proj(na2d_reference(q, k, v, 5, 1, m.rpb, m.scale).reshape(2, 9, 10, 16))
+    torch.testing.assert_close(m(x), ref)
+    with pytest.raises(ValueError, match='lse must be'):
+        torch.ops.mmvit_plugins.na2d_fused_backward(q, q, k, v, None, q, q[..., 0, :1], 5, 1,
+                                                    0.5, [True] * 4)

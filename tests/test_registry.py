@@ -22,7 +22,8 @@ def test_both_op_families_registered():
     from mmvit_plugins.ops import registered_ops
     assert registered_ops() == {
         f'{op}_{step}': ['CPU'] + (['CUDA'] if mmvit_plugins.ops.WITH_CUDA else [])
-        for op in ('elsa_aggregate', 'na2d_qk', 'na2d_av') for step in ('forward', 'backward')
+        for op in ('elsa_aggregate', 'na2d_qk', 'na2d_av', 'na2d_fused')
+        for step in ('forward', 'backward')
     }
 
 

@@ -116,6 +116,20 @@ if HAS_EXT:
                 torch.empty_like(k) if output_mask[1] else _empty(q),
                 q.new_empty((q.shape[3], n, n)) if output_mask[2] else _empty(q))
 
+    @torch.library.register_fake(lib + 'na2d_fused_forward')
+    def _(q, k, v, rpb, kernel_size, dilation, scale):
+        acc = torch.float64 if q.dtype == torch.float64 else torch.float32
+        return torch.empty_like(q), q.new_empty(q.shape[:4], dtype=acc)
+
+    @torch.library.register_fake(lib + 'na2d_fused_backward')
+    def _(grad_out, q, k, v, rpb, out, lse, kernel_size, dilation, scale, output_mask):
+        n = 2 * kernel_size - 1
+        return tuple(
+            (torch.empty_like(t) if output_mask[i] else _empty(q))
+            for i, t in enumerate((q, k, v))) + (
+                q.new_empty((q.shape[3], n, n)) if output_mask[3] and rpb is not None
+                else _empty(q), )
+
     @torch.library.register_fake(lib + 'na2d_av_forward')
     def _(attn, v, kernel_size, dilation):
         return torch.empty_like(v)

@@ -134,6 +134,32 @@ class NA2DAVFunction(torch.autograd.Function):
         return (*(g if need else None for g, need in zip(grads, mask)), None, None)
 
 
+class NA2DFusedFunction(torch.autograd.Function):
+    """Fused :func:`na2d` (``torch.ops.mmvit_plugins.na2d_fused_*``, CUDA and CPU).
+
+    The forward keeps every query's ``k*k`` weights in on-chip scratch and saves only the output
+    and the log-sum-exp of the logits ``[B, H, W, heads]``; the backward recomputes the weights
+    from them, so no ``k*k`` tensor is ever stored in device memory.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, rpb, kernel_size, dilation, scale):
+        out, lse = torch.ops.mmvit_plugins.na2d_fused_forward(q, k, v, rpb, kernel_size,
+                                                              dilation, scale)
+        ctx.save_for_backward(q, k, v, rpb, out, lse)
+        ctx.params = (kernel_size, dilation, scale)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, rpb, out, lse = ctx.saved_tensors
+        mask = list(ctx.needs_input_grad[:4])
+        mask[3] = mask[3] and rpb is not None
+        grads = torch.ops.mmvit_plugins.na2d_fused_backward(grad_out.contiguous(), q, k, v, rpb,
+                                                            out, lse, *ctx.params, mask)
+        return (*(g if need else None for g, need in zip(grads, mask)), None, None, None)
+
+
 # ----------------------------------------------------------------------------- functional
 
 _MAP = '[B, H, W, heads, d]'
@@ -234,7 +260,8 @@ def na2d(q: Tensor,
          kernel_size: int,
          dilation: int = 1,
          rpb: Optional[Tensor] = None,
-         scale: Optional[float] = None) -> Tensor:
+         scale: Optional[float] = None,
+         fused: Optional[bool] = None) -> Tensor:
     """Neighbourhood attention: ``na2d_av(softmax(na2d_qk(q * scale, k) + rpb), v)``.
 
     Args:
@@ -243,6 +270,10 @@ def na2d(q: Tensor,
         dilation (int): spacing of the window. Defaults to 1.
         rpb (Tensor, optional): relative position bias ``[heads, 2k-1, 2k-1]``. Defaults to None.
         scale (float, optional): query scale. Defaults to None, meaning ``d ** -0.5``.
+        fused (bool, optional): the fused kernels (:class:`NA2DFusedFunction`: no ``k*k``
+            tensor in memory) instead of :func:`na2d_qk` + softmax + :func:`na2d_av`, where
+            compiled kernels exist (else the reference). Defaults to None: fused on CUDA, unfused
+            on the CPU (whose unfused kernels are the faster ones there).
 
     Returns:
         Tensor: ``[B, H, W, heads, d]``.
@@ -254,6 +285,12 @@ def na2d(q: Tensor,
     check_shape('v', v, q.shape, _MAP + ' (the shape of q)')
     if scale is None:
         scale = q.shape[-1]**-0.5
+    if fused is None:
+        fused = q.device.type == 'cuda'
+    if fused and _ext.use_ext(q, 'na'):
+        q_, k_, v_, rpb_ = _cast_all(compute_dtype(q), q, k, v, rpb)
+        out = NA2DFusedFunction.apply(q_, k_, v_, rpb_, kernel_size, dilation, float(scale))
+        return out.to(q.dtype)
     attn = _qk(q * scale, k, kernel_size, dilation, rpb).softmax(dim=-1)
     return _av(attn, v, kernel_size, dilation)
 
@@ -317,9 +354,12 @@ class NeighborhoodAttention2D(BaseModule):
         B, H, W, C = x.shape
         qkv = self.qkv(x).reshape(B, H, W, 3, self.num_heads, C // self.num_heads)
         q, k, v = qkv.unbind(3)  # each [B, H, W, heads, d]
-        attn = na2d_qk(q * self.scale, k, self.kernel_size, self.dilation, self.rpb)
-        attn = self.attn_drop(attn.softmax(dim=-1))
-        out = na2d_av(attn, v, self.kernel_size, self.dilation)  # [B, H, W, heads, d]
+        if self.training and self.attn_drop.p > 0:
+            attn = na2d_qk(q * self.scale, k, self.kernel_size, self.dilation, self.rpb)
+            attn = self.attn_drop(attn.softmax(dim=-1))
+            out = na2d_av(attn, v, self.kernel_size, self.dilation)  # [B, H, W, heads, d]
+        else:  # fused on CUDA (no dropout on the weights needed)
+            out = na2d(q, k, v, self.kernel_size, self.dilation, self.rpb, self.scale)
         return self.proj_drop(self.proj(out.reshape(B, H, W, C)))
 
     def extra_repr(self) -> str:

@@ -16,6 +16,14 @@ TORCH_LIBRARY(mmvit_plugins, m) {
   m.def("na2d_qk_backward(Tensor grad_attn, Tensor q, Tensor k, int kernel_size, int dilation, "
         "bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
   m.def("na2d_av_forward(Tensor attn, Tensor v, int kernel_size, int dilation) -> Tensor");
+  // Fused neighbourhood attention: softmax(scale * q.k + rpb) v without storing the
+  // k*k weights; returns (out, lse [B, H, W, heads] in float32, float64 for float64 inputs).
+  m.def("na2d_fused_forward(Tensor q, Tensor k, Tensor v, Tensor? rpb, int kernel_size, "
+        "int dilation, float scale) -> (Tensor, Tensor)");
+  // Returns (grad_q, grad_k, grad_v, grad_rpb); entries not asked for are empty tensors.
+  m.def("na2d_fused_backward(Tensor grad_out, Tensor q, Tensor k, Tensor v, Tensor? rpb, "
+        "Tensor out, Tensor lse, int kernel_size, int dilation, float scale, bool[4] output_mask) "
+        "-> (Tensor, Tensor, Tensor, Tensor)");
   m.def("na2d_av_backward(Tensor grad_out, Tensor attn, Tensor v, int kernel_size, int dilation, "
         "bool[2] output_mask) -> (Tensor, Tensor)");
 }

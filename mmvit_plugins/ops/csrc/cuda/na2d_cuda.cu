@@ -61,6 +61,71 @@ __global__ void rpb_grad_kernel(NaShape s, const T* grad_attn, A* out) {
   if (threadIdx.x == 0) out[blockIdx.x] = part[0];
 }
 
+// Fused kernels: each thread keeps its scratch (k*k weights, or 2d accumulators) in dynamic
+// shared memory, `per_thread` A values.
+template <typename T, typename A>
+__global__ void fused_forward_kernel(int64_t n, NaShape s, const T* q, const T* k, const T* v,
+                                     const T* rpb, A scale, T* out, A* lse, int per_thread) {
+  extern __shared__ unsigned char smem[];
+  A* scratch = reinterpret_cast<A*>(smem) + threadIdx.x * int64_t(per_thread);
+  MMVIT_GRID_LOOP(i, n) na_fused_forward_element<T, A>(i, s, q, k, v, rpb, scale, out, lse,
+                                                        scratch);
+}
+
+template <typename T, typename A>
+__global__ void fused_delta_kernel(int64_t n, NaShape s, const T* dout, const T* out,
+                                   A* delta) {
+  MMVIT_GRID_LOOP(i, n) na_fused_delta_element<T, A>(i, s, dout, out, delta);
+}
+
+template <typename T, typename A>
+__global__ void fused_grad_q_kernel(int64_t n, NaShape s, const T* q, const T* k, const T* v,
+                                    const T* rpb, const T* dout, const A* lse, const A* delta,
+                                    A scale, T* dq, int per_thread) {
+  extern __shared__ unsigned char smem[];
+  A* scratch = reinterpret_cast<A*>(smem) + threadIdx.x * int64_t(per_thread);
+  MMVIT_GRID_LOOP(i, n)
+    na_fused_grad_q_element<T, A>(i, s, q, k, v, rpb, dout, lse, delta, scale, dq, scratch);
+}
+
+template <typename T, typename A>
+__global__ void fused_grad_kv_kernel(int64_t n, NaShape s, const T* q, const T* k, const T* v,
+                                     const T* rpb, const T* dout, const A* lse, const A* delta,
+                                     A scale, T* dk, T* dv, int per_thread) {
+  extern __shared__ unsigned char smem[];
+  A* scratch = reinterpret_cast<A*>(smem) + threadIdx.x * int64_t(per_thread);
+  MMVIT_GRID_LOOP(i, n)
+    na_fused_grad_kv_element<T, A>(i, s, q, k, v, rpb, dout, lse, delta, scale, dk, dv,
+                                   scratch);
+}
+
+template <typename T, typename A>
+__global__ void fused_rpb_kernel(NaShape s, const T* q, const T* k, const T* v, const T* rpb,
+                                 const T* dout, const A* lse, const A* delta, A scale, A* out) {
+  __shared__ A part[kThreads];
+  const int R = 2 * s.k - 1;
+  const int64_t h = blockIdx.x / (R * R);
+  const int ry = (blockIdx.x / R) % R, rx = blockIdx.x % R;
+  part[threadIdx.x] = na_fused_rpb_part<T, A>(h, ry, rx, threadIdx.x, blockDim.x, s, q, k, v,
+                                              rpb, dout, lse, delta, scale);
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) part[threadIdx.x] += part[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[blockIdx.x] = part[0];
+}
+
+// Threads per block for a per-thread scratch of `bytes`: at most 128, within 40 KB of shared
+// memory (under the 48 KB every GPU gives without opting in).
+int scratch_threads(int64_t bytes) {
+  return int(std::max<int64_t>(1, std::min<int64_t>(128, (40 * 1024) / std::max<int64_t>(1, bytes))));
+}
+
+int64_t scratch_blocks(int64_t n, int threads) {
+  return std::max<int64_t>(1, std::min<int64_t>((n + threads - 1) / threads, 65535 * 8));
+}
+
 NaShape shape_of(const at::Tensor& t, int64_t k, int64_t dil) {
   return NaShape{t.size(0), t.size(1), t.size(2), t.size(3), t.size(4), int(k), int(dil)};
 }
@@ -171,10 +236,121 @@ std::tuple<at::Tensor, at::Tensor> na2d_av_backward_cuda(const at::Tensor& grad_
           output_mask[1] ? weighted_sum(a, go, kernel_size, dilation, true) : empty};
 }
 
+void check_fused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                 const c10::optional<at::Tensor>& rpb, int64_t kernel_size, int64_t dilation) {
+  check_na_qk(q, k, rpb, kernel_size, dilation);
+  check_na_pair(q, v, "q", "v", true);
+}
+
+std::tuple<at::Tensor, at::Tensor> na2d_fused_forward_cuda(const at::Tensor& q_in,
+                                                           const at::Tensor& k_in,
+                                                           const at::Tensor& v_in,
+                                                           const c10::optional<at::Tensor>& rpb,
+                                                           int64_t kernel_size, int64_t dilation,
+                                                           double scale) {
+  check_fused(q_in, k_in, v_in, rpb, kernel_size, dilation);
+  const c10::cuda::OptionalCUDAGuard guard(device_of(q_in));
+  const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+  const at::Tensor r = rpb.has_value() && rpb->defined() ? rpb->contiguous() : at::Tensor();
+  const NaShape s = shape_of(q, kernel_size, dilation);
+  at::Tensor out = at::empty_like(q);
+  at::Tensor lse;
+  MMVIT_DISPATCH(q.scalar_type(), "na2d_fused_forward", [&] {
+    using A = at::opmath_type<scalar_t>;
+    lse = at::empty({s.B, s.H, s.W, s.heads},
+                    q.options().dtype(c10::CppTypeToScalarType<A>::value));
+    const int64_t n = lse.numel();
+    if (n == 0) return;
+    const int per = int(kernel_size * kernel_size);
+    const int threads = scratch_threads(per * int64_t(sizeof(A)));
+    fused_forward_kernel<scalar_t, A><<<scratch_blocks(n, threads), threads,
+                                        threads * per * sizeof(A),
+                                        c10::cuda::getCurrentCUDAStream()>>>(
+        n, s, ptr<scalar_t>(q), ptr<scalar_t>(k), ptr<scalar_t>(v), ptr<scalar_t>(r), A(scale),
+        out.data_ptr<scalar_t>(), lse.data_ptr<A>(), per);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return {out, lse};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> na2d_fused_backward_cuda(
+    const at::Tensor& grad_out, const at::Tensor& q_in, const at::Tensor& k_in,
+    const at::Tensor& v_in, const c10::optional<at::Tensor>& rpb, const at::Tensor& out_in,
+    const at::Tensor& lse_in, int64_t kernel_size, int64_t dilation, double scale,
+    std::array<bool, 4> output_mask) {
+  check_fused(q_in, k_in, v_in, rpb, kernel_size, dilation);
+  check_na_pair(q_in, grad_out, "q", "grad_out", true);
+  check_na_pair(q_in, out_in, "q", "out", true);
+  TORCH_CHECK_VALUE(lse_in.dim() == 4 && lse_in.sizes() == q_in.sizes().slice(0, 4),
+                    "lse must be [B, H, W, heads], got ", lse_in.sizes());
+  const c10::cuda::OptionalCUDAGuard guard(device_of(q_in));
+  const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+  const at::Tensor dout = grad_out.contiguous(), out = out_in.contiguous();
+  const at::Tensor r = rpb.has_value() && rpb->defined() ? rpb->contiguous() : at::Tensor();
+  const NaShape s = shape_of(q, kernel_size, dilation);
+  const int64_t R = 2 * kernel_size - 1;
+  at::Tensor empty = at::empty({0}, q.options());
+  at::Tensor dq = empty, dk = empty, dv = empty, drpb = empty;
+  MMVIT_DISPATCH(q.scalar_type(), "na2d_fused_backward", [&] {
+    using A = at::opmath_type<scalar_t>;
+    const auto acc_opts = q.options().dtype(c10::CppTypeToScalarType<A>::value);
+    const at::Tensor lse = lse_in.to(acc_opts).contiguous();
+    at::Tensor delta = at::empty_like(lse);
+    const int64_t n = lse.numel();
+    auto stream = c10::cuda::getCurrentCUDAStream();
+    const scalar_t *qp = ptr<scalar_t>(q), *kp = ptr<scalar_t>(k), *vp = ptr<scalar_t>(v);
+    const scalar_t *rp = ptr<scalar_t>(r), *gp = ptr<scalar_t>(dout);
+    if (n > 0) {
+      fused_delta_kernel<scalar_t, A><<<num_blocks(n), kThreads, 0, stream>>>(
+          n, s, gp, ptr<scalar_t>(out), delta.data_ptr<A>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+    if (output_mask[0]) {
+      dq = at::empty_like(q);
+      const int per = int(kernel_size * kernel_size);
+      const int threads = scratch_threads(per * int64_t(sizeof(A)));
+      if (n > 0) {
+        fused_grad_q_kernel<scalar_t, A><<<scratch_blocks(n, threads), threads,
+                                           threads * per * sizeof(A), stream>>>(
+            n, s, qp, kp, vp, rp, gp, lse.data_ptr<A>(), delta.data_ptr<A>(), A(scale),
+            dq.data_ptr<scalar_t>(), per);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      }
+    }
+    if (output_mask[1] || output_mask[2]) {
+      if (output_mask[1]) dk = at::empty_like(k);
+      if (output_mask[2]) dv = at::empty_like(v);
+      const int per = int(2 * s.d);
+      const int threads = scratch_threads(per * int64_t(sizeof(A)));
+      if (n > 0) {
+        fused_grad_kv_kernel<scalar_t, A><<<scratch_blocks(n, threads), threads,
+                                            threads * per * sizeof(A), stream>>>(
+            n, s, qp, kp, vp, rp, gp, lse.data_ptr<A>(), delta.data_ptr<A>(), A(scale),
+            output_mask[1] ? dk.data_ptr<scalar_t>() : nullptr,
+            output_mask[2] ? dv.data_ptr<scalar_t>() : nullptr, per);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      }
+    }
+    if (output_mask[3] && r.defined()) {
+      at::Tensor acc = at::zeros({s.heads, R, R}, acc_opts);
+      if (n > 0) {
+        fused_rpb_kernel<scalar_t, A><<<s.heads * R * R, kThreads, 0, stream>>>(
+            s, qp, kp, vp, rp, gp, lse.data_ptr<A>(), delta.data_ptr<A>(), A(scale),
+            acc.data_ptr<A>());
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      }
+      drpb = acc.to(q.scalar_type());
+    }
+  });
+  return {dq, dk, dv, drpb};
+}
+
 }  // namespace
 }  // namespace mmvit
 
 TORCH_LIBRARY_IMPL(mmvit_plugins, CUDA, m) {
+  m.impl("na2d_fused_forward", &mmvit::na2d_fused_forward_cuda);
+  m.impl("na2d_fused_backward", &mmvit::na2d_fused_backward_cuda);
   m.impl("na2d_qk_forward", &mmvit::na2d_qk_forward_cuda);
   m.impl("na2d_qk_backward", &mmvit::na2d_qk_backward_cuda);
   m.impl("na2d_av_forward", &mmvit::na2d_av_forward_cuda);
