@@ -66,7 +66,7 @@ __global__ void rpb_grad_kernel(NaShape s, const T* grad_attn, A* out) {
 template <typename T, typename A>
 __global__ void fused_forward_kernel(int64_t n, NaShape s, const T* q, const T* k, const T* v,
                                      const T* rpb, A scale, T* out, A* lse, int per_thread) {
-  extern __shared__ unsigned char smem[];
+  extern __shared__ __align__(16) unsigned char smem[];
   A* scratch = reinterpret_cast<A*>(smem) + threadIdx.x * int64_t(per_thread);
   MMVIT_GRID_LOOP(i, n) na_fused_forward_element<T, A>(i, s, q, k, v, rpb, scale, out, lse,
                                                         scratch);
@@ -82,7 +82,7 @@ template <typename T, typename A>
 __global__ void fused_grad_q_kernel(int64_t n, NaShape s, const T* q, const T* k, const T* v,
                                     const T* rpb, const T* dout, const A* lse, const A* delta,
                                     A scale, T* dq, int per_thread) {
-  extern __shared__ unsigned char smem[];
+  extern __shared__ __align__(16) unsigned char smem[];
   A* scratch = reinterpret_cast<A*>(smem) + threadIdx.x * int64_t(per_thread);
   MMVIT_GRID_LOOP(i, n)
     na_fused_grad_q_element<T, A>(i, s, q, k, v, rpb, dout, lse, delta, scale, dq, scratch);
@@ -92,7 +92,7 @@ template <typename T, typename A>
 __global__ void fused_grad_kv_kernel(int64_t n, NaShape s, const T* q, const T* k, const T* v,
                                      const T* rpb, const T* dout, const A* lse, const A* delta,
                                      A scale, T* dk, T* dv, int per_thread) {
-  extern __shared__ unsigned char smem[];
+  extern __shared__ __align__(16) unsigned char smem[];
   A* scratch = reinterpret_cast<A*>(smem) + threadIdx.x * int64_t(per_thread);
   MMVIT_GRID_LOOP(i, n)
     na_fused_grad_kv_element<T, A>(i, s, q, k, v, rpb, dout, lse, delta, scale, dk, dv,
