@@ -29,9 +29,8 @@ except (ImportError, OSError) as e:  # OSError: undefined symbols against anothe
         RuntimeWarning,
         stacklevel=2)
 
-# The device types with compiled kernels, per op family ('elsa', 'na').
-_DEVICES = (('cpu', 'cuda') if WITH_CUDA else ('cpu', )) if HAS_EXT else ()
-_KERNEL_DEVICES = {'elsa': _DEVICES, 'na': _DEVICES}
+# The device types with compiled kernels (both op families).
+_KERNEL_DEVICES = (('cpu', 'cuda') if WITH_CUDA else ('cpu', )) if HAS_EXT else ()
 
 
 # The switch between compiled ops and references (for comparisons and benchmarks): the
@@ -63,9 +62,9 @@ def reference_ops(enabled: bool = True):
         set_reference_ops(previous)
 
 
-def use_ext(t: torch.Tensor, op: str) -> bool:
-    """Whether the compiled op of family ``op`` (``'elsa'`` or ``'na'``) runs for ``t``'s device."""
-    return not _force_reference and t.device.type in _KERNEL_DEVICES[op]
+def use_ext(t: torch.Tensor) -> bool:
+    """Whether the compiled ops run for tensors on ``t``'s device."""
+    return not _force_reference and t.device.type in _KERNEL_DEVICES
 
 
 def registered_ops() -> dict:

@@ -120,7 +120,7 @@ def elsa_aggregate(v: Tensor,
             check_tensor(name, ghost, 3, '[C, k, k]')
             check_like(name, ghost, 'v', v)
             check_shape(name, ghost, (C, kernel_size, kernel_size), '[C, k, k]')
-    if not _ext.use_ext(v, 'elsa'):
+    if not _ext.use_ext(v):
         return elsa_aggregate_reference(v, attn, kernel_size, dilation, mul_ghost, add_ghost)
     dtype = compute_dtype(v)
     cast = (lambda t: None if t is None else t.to(dtype)) if dtype != v.dtype else (lambda t: t)

