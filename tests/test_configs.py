@@ -39,6 +39,9 @@ def test_every_task_family_has_configs():
     expected |= {f'{d}_elsa_swin_{a}{s}_coco.py' for d in ('maskrcnn', 'cascade_maskrcnn')
                  for a in ('tiny', 'small') for s in ('', '_3x')}
     expected |= {f'upernet_elsa_swin_{a}_ade20k.py' for a in ('tiny', 'small')}
+    expected |= {f'cls_container_{a}_in1k.py' for a in ('light', 'full')}
+    expected |= {f'{d}_container_light_coco.py' for d in ('retinanet', 'maskrcnn', 'detr')}
+    expected |= {'upernet_container_light_ade20k.py'}
     assert expected <= names
     # one demo variant per backbone and training-config family (the others take its overrides)
     demo = {osp.basename(c)[:-len('_demo.py')] for c in DEMO_CONFIGS}
@@ -47,7 +50,9 @@ def test_every_task_family_has_configs():
         'detr_hrvit_b1_coco', 'upernet_hrvit_b1_ade20k', 'upernet_hrvit_b1_cityscapes',
         'segformer_hrvit_b1_ade20k', 'segformer_hrvit_b1_cityscapes',
         'maskrcnn_elsa_swin_tiny_coco', 'cascade_maskrcnn_elsa_swin_tiny_coco',
-        'upernet_elsa_swin_tiny_ade20k'}
+        'upernet_elsa_swin_tiny_ade20k', 'retinanet_container_light_coco',
+        'maskrcnn_container_light_coco', 'detr_container_light_coco',
+        'upernet_container_light_ade20k'}
     assert demo <= {n[:-3] for n in names}
 
 
@@ -64,7 +69,7 @@ def test_config_parses_and_builds(path):
     else:
         assert data_root.startswith('data/demo/')
     model = build_model(cfg)
-    assert type(model.backbone).__name__ in ('HRViT', 'ELSASwin')
+    assert type(model.backbone).__name__ in ('HRViT', 'ELSASwin', 'Container')
     model.init_weights()  # the Pretrained placeholder without a checkpoint: from scratch
 
 

@@ -1,4 +1,6 @@
+from .container import Container, convert_container
 from .elsa_swin import ELSASwin, convert_elsa_swin
 from .hrvit import HRViT, convert_hrvit
 
-__all__ = ['ELSASwin', 'HRViT', 'convert_elsa_swin', 'convert_hrvit']
+__all__ = ['Container', 'ELSASwin', 'HRViT', 'convert_container', 'convert_elsa_swin',
+           'convert_hrvit']
