@@ -3,7 +3,9 @@
 # pool -> Linear), AdamW lr 5e-4 x batch / 512 (1e-3 at 8 GPUs x 128), wd 0.05 (none on 1-D
 # parameters: norms, biases, sa_weight), 5 warm-up epochs, cosine to 1e-5 over 300 epochs, drop
 # path 0.1, RandAugment m9-mstd0.5, mixup 0.8, cutmix 1.0, label smoothing 0.1, random erasing
-# 0.25, repeated augmentation; evaluation Resize 256 -> CenterCrop 224, bicubic.
+# 0.25, repeated augmentation (3 repeats), AMP; evaluation Resize 256 -> CenterCrop 224, bicubic.
+# Not kept: the original's weight EMA (0.99996), which it stores but does not evaluate
+# (mmengine's EMAHook would evaluate the EMA weights instead of the raw model).
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
@@ -34,3 +36,5 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=True, end=5, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=5)
 ]
+
+optim_wrapper = dict(type='AmpOptimWrapper')
