@@ -54,10 +54,7 @@ test_dataloader = val_dataloader
 val_evaluator = {{_base_.demo_val_evaluator}}
 test_evaluator = val_evaluator
 
-train_cfg = dict(max_epochs=12, val_interval=12)
-optim_wrapper = dict(type='OptimWrapper', optimizer=dict(lr=4e-4), clip_grad=dict(max_norm=5.0))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='MultiStepLR', begin=0, end=12, by_epoch=True, milestones=[9, 11], gamma=0.1)
-]
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=12, max_keep_ckpts=1))
+train_cfg = {{_base_.demo_train_cfg}}
+optim_wrapper = {{_base_.demo_optim_wrapper}}
+param_scheduler = {{_base_.demo_param_scheduler}}
+default_hooks = {{_base_.demo_default_hooks}}

@@ -17,40 +17,13 @@ SRC is read with ``torch.load(weights_only=True)``: nothing in it can run code. 
 ``argparse.Namespace`` (the ``args`` timm stores) is allowed beyond tensors and containers.
 DST holds plain tensors only.
 """
-import argparse
-import os.path as osp
-import sys
-
-import torch
 
 from mmvit_plugins.models.backbones.elsa_swin import convert_elsa_swin
+from mmvit_plugins.utils.convert import converter_main
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('src', help='original checkpoint')
-    parser.add_argument('dst', help='converted checkpoint to write')
-    parser.add_argument('--ema', action='store_true',
-                        help="take the checkpoint's EMA weights (state_dict_ema)")
-    args = parser.parse_args(argv)
-    if not osp.isfile(args.src):
-        sys.exit(f'elsa2mmvit.py: error: checkpoint not found: {args.src}')
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
-    if not isinstance(checkpoint, dict):
-        sys.exit(f'elsa2mmvit.py: error: {args.src} holds a {type(checkpoint).__name__}, '
-                 'not a checkpoint dict')
-    if args.ema:
-        if not isinstance(checkpoint.get('state_dict_ema'), dict):
-            sys.exit(f'elsa2mmvit.py: error: --ema: {args.src} has no state_dict_ema')
-        checkpoint = checkpoint['state_dict_ema']
-    try:
-        state_dict = convert_elsa_swin(checkpoint)
-    except ValueError as e:
-        sys.exit(f'elsa2mmvit.py: error: {e}')
-    torch.save({'state_dict': state_dict, 'meta': {'converted_from': osp.basename(args.src)}},
-               args.dst)
-    print(f'wrote {args.dst}: {len(state_dict)} tensors')
+    converter_main(convert_elsa_swin, __doc__, 'elsa2mmvit.py', 'state_dict_ema', argv)
 
 
 if __name__ == '__main__':

@@ -13,31 +13,13 @@ SRC is read with ``torch.load(weights_only=True)``: nothing in it can run code. 
 ``argparse.Namespace`` (the ``args`` timm stores) is allowed beyond tensors and containers.
 DST holds plain tensors only.
 """
-import argparse
-import os.path as osp
-import sys
-
-import torch
 
 from mmvit_plugins.models.backbones.hrvit import convert_hrvit
+from mmvit_plugins.utils.convert import converter_main
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('src', help='original checkpoint')
-    parser.add_argument('dst', help='converted checkpoint to write')
-    args = parser.parse_args(argv)
-    if not osp.isfile(args.src):
-        sys.exit(f'hrvit2mmvit.py: error: checkpoint not found: {args.src}')
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
-    try:
-        state_dict = convert_hrvit(checkpoint)
-    except ValueError as e:
-        sys.exit(f'hrvit2mmvit.py: error: {e}')
-    torch.save({'state_dict': state_dict, 'meta': {'converted_from': osp.basename(args.src)}},
-               args.dst)
-    print(f'wrote {args.dst}: {len(state_dict)} tensors')
+    converter_main(convert_hrvit, __doc__, 'hrvit2mmvit.py', None, argv)
 
 
 if __name__ == '__main__':

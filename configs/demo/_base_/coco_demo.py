@@ -50,3 +50,35 @@ demo_val_dataloader = dict(
         pipeline=demo_test_pipeline))
 demo_val_evaluator = dict(
     type='CocoMetric', ann_file=demo_data_root + 'annotations/instances_val2017.json')
+
+# Mask R-CNN made light enough to train from scratch on a CPU (merged into the real config's
+# model): 128-wide neck and heads, lighter RPN/ROI sampling, no drop path; and the demo schedule:
+# 12 short epochs, a higher learning rate with warm-up, float32 (a real config's mixed precision
+# would run as slow bfloat16 emulation on most CPUs). The detector demo configs take
+#   model = {{_base_.demo_maskrcnn_model}}, optim_wrapper = {{_base_.demo_optim_wrapper}}, ...
+_demo_width = 128
+demo_maskrcnn_model = dict(
+    backbone=dict(drop_path_rate=0.0),
+    neck=dict(out_channels=_demo_width),
+    rpn_head=dict(in_channels=_demo_width, feat_channels=_demo_width),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=_demo_width),
+        bbox_head=dict(in_channels=_demo_width, fc_out_channels=512, num_classes=demo_num_classes),
+        mask_roi_extractor=dict(out_channels=_demo_width),
+        mask_head=dict(in_channels=_demo_width, conv_out_channels=_demo_width,
+                       num_classes=demo_num_classes)),
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=1000, max_per_img=300),
+        rcnn=dict(sampler=dict(num=128))),
+    test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=300)))
+_demo_epochs = 12
+demo_train_cfg = dict(max_epochs=_demo_epochs, val_interval=_demo_epochs)
+demo_optim_wrapper = dict(type='OptimWrapper', optimizer=dict(lr=4e-4),
+                          clip_grad=dict(max_norm=5.0))
+demo_param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(type='MultiStepLR', begin=0, end=_demo_epochs, by_epoch=True, milestones=[9, 11],
+         gamma=0.1)
+]
+demo_default_hooks = dict(
+    logger=dict(interval=10), checkpoint=dict(interval=_demo_epochs, max_keep_ckpts=1))

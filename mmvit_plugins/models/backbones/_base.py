@@ -35,6 +35,19 @@ class ArchBackbone(BaseModule):
                              f'got {sorted(arch)}')
         return dict(arch)
 
+    def _set_stage_args(self, out_indices, frozen_stages: int, norm_eval: bool,
+                        drop_path_rate: float = 0.) -> None:
+        """Checks and stores ``out_indices`` (a non-empty subset of 0..3), ``frozen_stages``
+        (-1..4) and ``norm_eval``; checks ``drop_path_rate`` (in [0, 1))."""
+        out_indices = tuple(out_indices)
+        if not out_indices or any(not 0 <= i < 4 for i in out_indices):
+            raise ValueError(f'out_indices must be a non-empty subset of 0..3, got {out_indices}')
+        if not -1 <= frozen_stages <= 4:
+            raise ValueError(f'frozen_stages must be in -1..4, got {frozen_stages}')
+        if not 0 <= drop_path_rate < 1:
+            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
+        self.out_indices, self.frozen_stages, self.norm_eval = out_indices, frozen_stages, norm_eval
+
     def init_weights(self):
         """``init_cfg`` if given; else truncated normal (std 0.02) Linear weights with zero bias
         and LayerNorm (1, 0), the other layers as constructed. A ``Pretrained`` entry whose

@@ -183,14 +183,8 @@ class Container(ArchBackbone):
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         arch = self._parse_arch(arch)
-        out_indices = tuple(out_indices)
-        if not out_indices or any(not 0 <= i < 4 for i in out_indices):
-            raise ValueError(f'out_indices must be a non-empty subset of 0..3, got {out_indices}')
-        if not -1 <= frozen_stages <= 4:
-            raise ValueError(f'frozen_stages must be in -1..4, got {frozen_stages}')
-        if not 0 <= drop_path_rate < 1:
-            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
-        self.out_indices, self.frozen_stages, self.norm_eval = out_indices, frozen_stages, norm_eval
+        self._set_stage_args(out_indices, frozen_stages, norm_eval, drop_path_rate)
+        out_indices = self.out_indices
         dims, depths = arch['embed_dims'], arch['depths']
         self.channels = tuple(dims)
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()

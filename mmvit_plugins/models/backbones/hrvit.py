@@ -378,12 +378,8 @@ class HRViT(ArchBackbone):
         arch = self._parse_arch(arch)
         self.channels = tuple(arch['channels'])
         depths = [tuple(d) for d in arch['depths']]
-        out_indices = tuple(out_indices)
-        if not out_indices or any(not 0 <= i < 4 for i in out_indices):
-            raise ValueError(f'out_indices must be a non-empty subset of 0..3, got {out_indices}')
-        if not -1 <= frozen_stages <= 4:
-            raise ValueError(f'frozen_stages must be in -1..4, got {frozen_stages}')
-        self.out_indices, self.frozen_stages, self.norm_eval = out_indices, frozen_stages, norm_eval
+        self._set_stage_args(out_indices, frozen_stages, norm_eval, drop_path_rate)
+        out_indices = self.out_indices
 
         self.stem = nn.Sequential()
         self.stem.add_module('conv1', nn.Conv2d(in_channels, self.stem_channels // 2, 3, 2, 1))

@@ -129,6 +129,28 @@ inline void check_na_av_backward(const at::Tensor& grad_out, const at::Tensor& a
   check_na_pair(v, grad_out, "v", "grad_out", true);
 }
 
+// Fused neighbourhood attention: q, k, v of one shape; lse [B, H, W, heads].
+inline void check_na_fused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           const c10::optional<at::Tensor>& rpb, int64_t kernel_size,
+                           int64_t dilation) {
+  check_na_qk(q, k, rpb, kernel_size, dilation);
+  check_na_pair(q, v, "q", "v", true);
+}
+
+inline void check_na_fused_backward(const at::Tensor& grad_out, const at::Tensor& q,
+                                    const at::Tensor& k, const at::Tensor& v,
+                                    const c10::optional<at::Tensor>& rpb, const at::Tensor& out,
+                                    const at::Tensor& lse, int64_t kernel_size,
+                                    int64_t dilation) {
+  check_na_fused(q, k, v, rpb, kernel_size, dilation);
+  check_na_pair(q, grad_out, "q", "grad_out", true);
+  check_na_pair(q, out, "q", "out", true);
+  TORCH_CHECK_VALUE(lse.dim() == 4 && lse.sizes() == q.sizes().slice(0, 4),
+                    "lse must be [B, H, W, heads], got ", lse.sizes());
+  TORCH_CHECK_VALUE(lse.device() == q.device(), "lse is on ", lse.device(), " but q is on ",
+                    q.device());
+}
+
 inline void check_elsa_backward(const at::Tensor& grad_out, const at::Tensor& v,
                                 const at::Tensor& attn,
                                 const c10::optional<at::Tensor>& mul_ghost,

@@ -236,19 +236,13 @@ std::tuple<at::Tensor, at::Tensor> na2d_av_backward_cuda(const at::Tensor& grad_
           output_mask[1] ? weighted_sum(a, go, kernel_size, dilation, true) : empty};
 }
 
-void check_fused(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                 const c10::optional<at::Tensor>& rpb, int64_t kernel_size, int64_t dilation) {
-  check_na_qk(q, k, rpb, kernel_size, dilation);
-  check_na_pair(q, v, "q", "v", true);
-}
-
 std::tuple<at::Tensor, at::Tensor> na2d_fused_forward_cuda(const at::Tensor& q_in,
                                                            const at::Tensor& k_in,
                                                            const at::Tensor& v_in,
                                                            const c10::optional<at::Tensor>& rpb,
                                                            int64_t kernel_size, int64_t dilation,
                                                            double scale) {
-  check_fused(q_in, k_in, v_in, rpb, kernel_size, dilation);
+  check_na_fused(q_in, k_in, v_in, rpb, kernel_size, dilation);
   const c10::cuda::OptionalCUDAGuard guard(device_of(q_in));
   const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
   const at::Tensor r = rpb.has_value() && rpb->defined() ? rpb->contiguous() : at::Tensor();
@@ -278,11 +272,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> na2d_fused_backward_c
     const at::Tensor& v_in, const c10::optional<at::Tensor>& rpb, const at::Tensor& out_in,
     const at::Tensor& lse_in, int64_t kernel_size, int64_t dilation, double scale,
     std::array<bool, 4> output_mask) {
-  check_fused(q_in, k_in, v_in, rpb, kernel_size, dilation);
-  check_na_pair(q_in, grad_out, "q", "grad_out", true);
-  check_na_pair(q_in, out_in, "q", "out", true);
-  TORCH_CHECK_VALUE(lse_in.dim() == 4 && lse_in.sizes() == q_in.sizes().slice(0, 4),
-                    "lse must be [B, H, W, heads], got ", lse_in.sizes());
+  check_na_fused_backward(grad_out, q_in, k_in, v_in, rpb, out_in, lse_in, kernel_size,
+                          dilation);
   const c10::cuda::OptionalCUDAGuard guard(device_of(q_in));
   const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
   const at::Tensor dout = grad_out.contiguous(), out = out_in.contiguous();

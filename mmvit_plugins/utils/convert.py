@@ -1,0 +1,55 @@
+"""The command line shared by ``tools/model_converters/*2mmvit.py``.
+
+Each converter script is its docstring plus one call of :func:`converter_main` with the model
+family's ``convert_*`` function. SRC is read with ``torch.load(weights_only=True)``: nothing in
+it can run code; only ``argparse.Namespace`` (the ``args`` the original training scripts store)
+is allowed beyond tensors and containers. DST holds plain tensors only.
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import Callable, Optional, Sequence
+
+
+def converter_main(convert: Callable[[dict], dict],
+                   doc: str,
+                   prog: str,
+                   ema_key: Optional[str] = None,
+                   argv: Optional[Sequence[str]] = None) -> None:
+    """Parse ``SRC DST [--ema]``, convert and write DST; errors exit with one line.
+
+    Args:
+        convert: the family's converter, original checkpoint -> our state dict. Raises
+            ``ValueError`` on unknown keys.
+        doc (str): the script's docstring (its first paragraph is the description).
+        prog (str): the script name, for error messages.
+        ema_key (str, optional): the checkpoint entry ``--ema`` selects (no ``--ema`` option
+            when None).
+        argv (Sequence[str], optional): the arguments. Defaults to ``sys.argv[1:]``.
+    """
+    import torch
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split('\n\n')[0])
+    parser.add_argument('src', help='original checkpoint')
+    parser.add_argument('dst', help='converted checkpoint to write')
+    if ema_key:
+        parser.add_argument('--ema', action='store_true',
+                            help=f"take the checkpoint's EMA weights ({ema_key})")
+    args = parser.parse_args(argv)
+    if not osp.isfile(args.src):
+        sys.exit(f'{prog}: error: checkpoint not found: {args.src}')
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
+    if not isinstance(checkpoint, dict):
+        sys.exit(f'{prog}: error: {args.src} holds a {type(checkpoint).__name__}, not a '
+                 'checkpoint dict')
+    if ema_key and args.ema:
+        if not isinstance(checkpoint.get(ema_key), dict):
+            sys.exit(f'{prog}: error: --ema: {args.src} has no {ema_key}')
+        checkpoint = checkpoint[ema_key]
+    try:
+        state_dict = convert(checkpoint)
+    except ValueError as e:
+        sys.exit(f'{prog}: error: {e}')
+    torch.save({'state_dict': state_dict, 'meta': {'converted_from': osp.basename(args.src)}},
+               args.dst)
+    print(f'wrote {args.dst}: {len(state_dict)} tensors')
