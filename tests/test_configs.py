@@ -42,6 +42,7 @@ def test_every_task_family_has_configs():
     expected |= {f'cls_container_{a}_in1k.py' for a in ('light', 'full')}
     expected |= {f'{d}_container_light_coco.py' for d in ('retinanet', 'maskrcnn', 'detr')}
     expected |= {'upernet_container_light_ade20k.py'}
+    expected |= {f'cls_cloformer_{a}_in1k.py' for a in ('xxs', 'xs', 's')}
     assert expected <= names
     # one demo variant per backbone and training-config family (the others take its overrides)
     demo = {osp.basename(c)[:-len('_demo.py')] for c in DEMO_CONFIGS}
@@ -69,7 +70,7 @@ def test_config_parses_and_builds(path):
     else:
         assert data_root.startswith('data/demo/')
     model = build_model(cfg)
-    assert type(model.backbone).__name__ in ('HRViT', 'ELSASwin', 'Container')
+    assert type(model.backbone).__name__ in ('HRViT', 'ELSASwin', 'Container', 'CloFormer')
     model.init_weights()  # the Pretrained placeholder without a checkpoint: from scratch
 
 

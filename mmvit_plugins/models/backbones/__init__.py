@@ -1,6 +1,7 @@
+from .cloformer import CloFormer, convert_cloformer
 from .container import Container, convert_container
 from .elsa_swin import ELSASwin, convert_elsa_swin
 from .hrvit import HRViT, convert_hrvit
 
-__all__ = ['Container', 'ELSASwin', 'HRViT', 'convert_container', 'convert_elsa_swin',
-           'convert_hrvit']
+__all__ = ['CloFormer', 'Container', 'ELSASwin', 'HRViT', 'convert_cloformer',
+           'convert_container', 'convert_elsa_swin', 'convert_hrvit']
