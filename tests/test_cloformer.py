@@ -182,3 +182,12 @@ def test_converter_round_trip_strict(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(fresh(x, mode='tensor'), model(x, mode='tensor'), rtol=0,
                                    atol=0)
+    # the ImageNet backbone into a dense one (new per-level GroupNorms, no final norm there)
+    dense = CloFormer('xxs', out_norms=True,
+                      init_cfg=dict(type='Pretrained', checkpoint=str(dst), prefix='backbone.'))
+    dense.init_weights()
+    for name, param in dense.named_parameters():
+        if not name.startswith(('norm0.', 'norm1.', 'norm2.', 'norm3.')):
+            torch.testing.assert_close(param, model.backbone.get_parameter(name), rtol=0,
+                                       atol=0, msg=name)
+    assert torch.all(dense.norm3.weight == 1) and torch.all(dense.norm3.bias == 0)

@@ -43,6 +43,10 @@ def test_every_task_family_has_configs():
     expected |= {f'{d}_container_light_coco.py' for d in ('retinanet', 'maskrcnn', 'detr')}
     expected |= {'upernet_container_light_ade20k.py'}
     expected |= {f'cls_cloformer_{a}_in1k.py' for a in ('xxs', 'xs', 's')}
+    expected |= {f'{d}_cloformer_{a}_coco.py' for d in ('maskrcnn', 'retinanet')
+                 for a in ('xxs', 'xs', 's')}
+    expected |= {f'fpn_cloformer_{a}_ade20k.py' for a in ('xxs', 'xs', 's')}
+    expected |= {f'upernet_cloformer_{a}_ade20k.py' for a in ('xs', 's')}
     assert expected <= names
     # one demo variant per backbone and training-config family (the others take its overrides)
     demo = {osp.basename(c)[:-len('_demo.py')] for c in DEMO_CONFIGS}
@@ -53,7 +57,8 @@ def test_every_task_family_has_configs():
         'maskrcnn_elsa_swin_tiny_coco', 'cascade_maskrcnn_elsa_swin_tiny_coco',
         'upernet_elsa_swin_tiny_ade20k', 'retinanet_container_light_coco',
         'maskrcnn_container_light_coco', 'detr_container_light_coco',
-        'upernet_container_light_ade20k'}
+        'upernet_container_light_ade20k', 'maskrcnn_cloformer_xs_coco',
+        'retinanet_cloformer_xs_coco', 'upernet_cloformer_xs_ade20k', 'fpn_cloformer_xs_ade20k'}
     assert demo <= {n[:-3] for n in names}
 
 

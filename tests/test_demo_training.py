@@ -98,10 +98,23 @@ def test_container_detectors_train_on_demo_data(demo_data, name, losses, lr):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize('name,losses,lr', [
+    ('retinanet_cloformer_xs_coco_demo.py', {'loss_cls', 'loss_bbox'}, 1e-4),
+    ('maskrcnn_cloformer_xs_coco_demo.py', {'loss_rpn_cls', 'loss_mask'}, None),
+])
+def test_cloformer_detectors_train_on_demo_data(demo_data, name, losses, lr):
+    history, log_vars = train_steps(name, demo_data, steps=10, lr=lr)
+    assert losses <= set(log_vars)
+    assert_decreasing(history)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize('name', ['upernet_hrvit_b1_ade20k_demo.py',
                                   'upernet_container_light_ade20k_demo.py',
                                   'segformer_hrvit_b1_cityscapes_demo.py',
-                                  'upernet_elsa_swin_tiny_ade20k_demo.py'])
+                                  'upernet_elsa_swin_tiny_ade20k_demo.py',
+                                  'upernet_cloformer_xs_ade20k_demo.py',
+                                  'fpn_cloformer_xs_ade20k_demo.py'])
 def test_segmentors_train_on_demo_data(demo_data, name):
     losses, log_vars = train_steps(name, demo_data, steps=8)
     assert 'decode.loss_ce' in log_vars
