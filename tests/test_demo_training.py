@@ -89,20 +89,11 @@ def test_elsa_swin_detectors_train_on_demo_data(demo_data, name):
     ('retinanet_container_light_coco_demo.py', {'loss_cls', 'loss_bbox'}, 1e-4),
     ('maskrcnn_container_light_coco_demo.py', {'loss_rpn_cls', 'loss_mask'}, None),
     ('detr_container_light_coco_demo.py', {'loss_cls', 'loss_bbox', 'loss_iou'}, None),
-])
-def test_container_detectors_train_on_demo_data(demo_data, name, losses, lr):
-    # RetinaNet at the real config's lr: the demo's higher one relies on its warm-up
-    history, log_vars = train_steps(name, demo_data, steps=10, lr=lr)
-    assert losses <= set(log_vars)
-    assert_decreasing(history)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize('name,losses,lr', [
     ('retinanet_cloformer_xs_coco_demo.py', {'loss_cls', 'loss_bbox'}, 1e-4),
     ('maskrcnn_cloformer_xs_coco_demo.py', {'loss_rpn_cls', 'loss_mask'}, None),
 ])
-def test_cloformer_detectors_train_on_demo_data(demo_data, name, losses, lr):
+def test_container_and_cloformer_detectors_train_on_demo_data(demo_data, name, losses, lr):
+    # RetinaNet at the real config's lr: the demo's higher one relies on its warm-up
     history, log_vars = train_steps(name, demo_data, steps=10, lr=lr)
     assert losses <= set(log_vars)
     assert_decreasing(history)
