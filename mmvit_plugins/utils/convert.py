@@ -8,7 +8,7 @@ is allowed beyond tensors and containers. DST holds plain tensors only.
 import argparse
 import os.path as osp
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Tuple
 
 
 def converter_main(convert: Callable[[dict], dict],
@@ -53,3 +53,37 @@ def converter_main(convert: Callable[[dict], dict],
     torch.save({'state_dict': state_dict, 'meta': {'converted_from': osp.basename(args.src)}},
                args.dst)
     print(f'wrote {args.dst}: {len(state_dict)} tensors')
+
+
+def convert_classifier(checkpoint: dict, backbone_prefixes: Tuple[str, ...], name: str) -> dict:
+    """A timm-style classifier (backbone keys at the top, ``head.*`` the Linear) -> ours.
+
+    Accepts a training checkpoint (weights under ``model``), a ``state_dict`` entry, or a bare
+    state dict, with or without a ``module.`` prefix. Keys starting with one of
+    ``backbone_prefixes`` -> ``backbone.*`` (names unchanged); ``head.*`` -> ``head.fc.*``
+    (mmpretrain's ``LinearClsHead``); ``backbone.*`` keys pass unchanged.
+
+    Raises:
+        ValueError: on any other key (``name`` says which converter), instead of dropping it.
+    """
+    state_dict = checkpoint
+    for key in ('model', 'state_dict'):
+        if isinstance(checkpoint.get(key), dict):
+            state_dict = checkpoint[key]
+            break
+    converted, unknown = {}, []
+    for key, value in state_dict.items():
+        if key.startswith('module.'):
+            key = key[len('module.'):]
+        if key.startswith(backbone_prefixes):
+            converted['backbone.' + key] = value
+        elif key.startswith('head.'):
+            converted['head.fc.' + key[len('head.'):]] = value
+        elif key.startswith('backbone.'):
+            converted[key] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ValueError(f'convert_{name.lower()}: {len(unknown)} keys of unknown layout, e.g. '
+                         f'{unknown[:3]}; only {name} classifiers are converted')
+    return converted

@@ -32,6 +32,7 @@ from mmcv.cnn.bricks import DropPath
 from torch import Tensor, nn
 
 from ...registry import MODELS
+from ...utils.convert import convert_classifier
 from ._base import ArchBackbone
 
 
@@ -252,24 +253,4 @@ def convert_container(checkpoint: dict) -> dict:
     Raises:
         ValueError: on keys this converter does not know, instead of dropping them silently.
     """
-    state_dict = checkpoint
-    for key in ('model', 'state_dict'):
-        if isinstance(checkpoint.get(key), dict):
-            state_dict = checkpoint[key]
-            break
-    converted, unknown = {}, []
-    for key, value in state_dict.items():
-        if key.startswith('module.'):
-            key = key[len('module.'):]
-        if key.startswith(('patch_embed', 'blocks', 'norm.')):
-            converted['backbone.' + key] = value
-        elif key.startswith('head.'):
-            converted['head.fc.' + key[len('head.'):]] = value
-        elif key.startswith('backbone.'):
-            converted[key] = value
-        else:
-            unknown.append(key)
-    if unknown:
-        raise ValueError(f'convert_container: {len(unknown)} keys of unknown layout, e.g. '
-                         f'{unknown[:3]}; only Container classifiers are converted')
-    return converted
+    return convert_classifier(checkpoint, ('patch_embed', 'blocks', 'norm.'), 'Container')
