@@ -136,6 +136,26 @@ def test_mixblock_matches_the_spec():
     assert MixBlock(16, 4).sa_weight.item() == 0  # mixing starts at 1/2 - 1/2
 
 
+def test_mixblock_attention_runs_in_linear_memory():
+    """The full Container attends globally at stride 4 (66,800 tokens for 800x1333): SDPA must
+    be able to take its flash kernel (O(N) memory) in forward and backward; the math fallback
+    would store [16, N, N] weights (285 GB there). Restricted to that kernel, a strided layout
+    raises 'No available kernel'."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    b = randomise(MixBlock(64, num_heads=16))
+    x = torch.randn(2, 64, 7, 9, dtype=torch.float64, requires_grad=True)
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+        y = b(x)
+        y.square().sum().backward()
+    grad = x.grad.clone()
+    x.grad = None
+    with sdpa_kernel([SDPBackend.MATH]):
+        ref = b(x)
+        ref.square().sum().backward()
+    torch.testing.assert_close(y, ref)
+    torch.testing.assert_close(grad, x.grad)
+
+
 # ----------------------------------------------------------------------------- contract
 
 

@@ -126,8 +126,10 @@ class MixBlock(_Block):
         q, k, v = self.conv1(x).split(C, dim=1)
         static = self.conv(v)
 
-        def heads(t):  # [B, C, H, W] -> [B, heads, N, C / heads]
-            return t.reshape(B, h, C // h, H * W).transpose(-2, -1)
+        def heads(t):  # [B, C, H, W] -> [B, heads, N, C / heads], contiguous: the CPU flash
+            # kernel of SDPA (O(N) memory) needs it; strided inputs fall back to the math path,
+            # which stores the [heads, N, N] weights (285 GB at stride 4 of 800x1333).
+            return t.reshape(B, h, C // h, H * W).transpose(-2, -1).contiguous()
 
         dynamic = F.scaled_dot_product_attention(heads(q), heads(k), heads(v),
                                                  scale=(C // h)**-0.5)
