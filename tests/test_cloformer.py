@@ -117,6 +117,26 @@ def test_attention_matches_the_spec_float64():
     torch.testing.assert_close(m(x), ref)
 
 
+def test_global_attention_runs_in_linear_memory():
+    """At stride 4 of 800x1333 the global branch has 66,800 queries: SDPA must be able to take
+    its flash kernel (memory linear in the positions) in forward and backward; restricted to it,
+    a strided head layout raises 'No available kernel'. Same result as the math kernel."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    torch.manual_seed(0)
+    m = CloAttention(24, 3, 2, kernel_size=5, pool=2).double()
+    x = torch.randn(2, 24, 6, 10, dtype=torch.float64, requires_grad=True)
+    outs, grads = [], []
+    for backend in (SDPBackend.FLASH_ATTENTION, SDPBackend.MATH):
+        with sdpa_kernel([backend]):
+            y = m(x)
+            y.square().sum().backward()
+        outs.append(y)
+        grads.append(x.grad)
+        x.grad = None
+    torch.testing.assert_close(*outs)
+    torch.testing.assert_close(*grads)
+
+
 def test_registry_out_norms_and_contract():
     model = MODELS.build(dict(type='CloFormer', arch=TINY, out_indices=(1, 3), out_norms=True))
     assert model.out_channels == (16, 32) and hasattr(model, 'norm1')

@@ -1,12 +1,34 @@
-"""What every backbone of this package shares: arch tables, initialisation, frozen stages."""
+"""What every backbone of this package shares: arch tables, initialisation, frozen stages, and
+multi-head attention over the positions of conv feature maps."""
 import logging
-from typing import Iterator
+from typing import Iterator, Optional
 
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import constant_init, trunc_normal_init
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def conv_map_attention(q: Tensor, k: Tensor, v: Tensor, num_heads: int,
+                       scale: Optional[float] = None) -> Tensor:
+    """Softmax attention of every query position of ``q`` over every position of ``k``/``v``.
+
+    ``q`` is ``[B, h*d, H, W]``, ``k`` and ``v`` ``[B, h*d, H', W']`` with head-major channels
+    (head ``i`` owns channels ``i*d .. i*d + d - 1``); returns ``[B, h*d, H, W]``. The heads go
+    to SDPA contiguous, so that on the CPU it can take its flash kernel (memory linear in the
+    number of positions, forward and backward); transposed views fall back to the math kernel,
+    which stores the ``[B, h, HW, H'W']`` weights (285 GB for the full Container's stride-4 map
+    of an 800x1333 image).
+    """
+    B, C, H, W = q.shape
+
+    def heads(t):  # [B, h*d, H, W] -> [B, h, HW, d]
+        return t.reshape(B, num_heads, C // num_heads, -1).transpose(-2, -1).contiguous()
+
+    out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), scale=scale)
+    return out.transpose(-2, -1).reshape(B, C, H, W)
 
 
 class ArchBackbone(BaseModule):

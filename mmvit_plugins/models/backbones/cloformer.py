@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from ...registry import MODELS
 from ...utils.convert import convert_classifier
-from ._base import ArchBackbone
+from ._base import ArchBackbone, conv_map_attention
 
 
 def gn(channels: int) -> nn.GroupNorm:
@@ -119,13 +119,8 @@ class CloAttention(nn.Module):
 
         h, d = self.global_heads, self.head_dims
 
-        def heads(t):  # [B, h*d, H', W'] -> [B, h, H'W', d] (head-major channels)
-            return t.reshape(B, h, d, -1).transpose(-2, -1)
-
         gk, gv = self.global_kv(self.pool(x)).split(h * d, dim=1)
-        glob = F.scaled_dot_product_attention(heads(self.global_q(x)), heads(gk), heads(gv),
-                                              scale=scale)
-        glob = glob.transpose(-2, -1).reshape(B, h * d, H, W)
+        glob = conv_map_attention(self.global_q(x), gk, gv, h, scale=scale)
         return self.proj(torch.cat([local, glob], dim=1))
 
 

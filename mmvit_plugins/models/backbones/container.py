@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from ...registry import MODELS
 from ...utils.convert import convert_classifier
-from ._base import ArchBackbone
+from ._base import ArchBackbone, conv_map_attention
 
 
 class PatchEmbed(nn.Module):
@@ -126,14 +126,7 @@ class MixBlock(_Block):
         q, k, v = self.conv1(x).split(C, dim=1)
         static = self.conv(v)
 
-        def heads(t):  # [B, C, H, W] -> [B, heads, N, C / heads], contiguous: the CPU flash
-            # kernel of SDPA (O(N) memory) needs it; strided inputs fall back to the math path,
-            # which stores the [heads, N, N] weights (285 GB at stride 4 of 800x1333).
-            return t.reshape(B, h, C // h, H * W).transpose(-2, -1).contiguous()
-
-        dynamic = F.scaled_dot_product_attention(heads(q), heads(k), heads(v),
-                                                 scale=(C // h)**-0.5)
-        dynamic = dynamic.transpose(-2, -1).reshape(B, C, H, W)
+        dynamic = conv_map_attention(q, k, v, h, scale=(C // h)**-0.5)
         w = torch.sigmoid(self.sa_weight)
         return self.conv2(w * dynamic + (1 - w) * static)
 
