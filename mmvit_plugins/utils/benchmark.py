@@ -1,13 +1,15 @@
 """Measurement helpers shared by ``tools/analysis/benchmark_*.py`` (../shared/BENCHMARKS.md).
 
 Times are medians with p10/p90 over at least ``min_iters`` iterations and ``min_time`` seconds
-after warm-up (CUDA: CUDA events around each iteration). Peak memory of one iteration after
+after warm-up (CUDA: CUDA events around each iteration; optionally the L2 flushed before each
+one, and the GPU-only time per step from ``torch.profiler``). Peak memory of one iteration after
 warm-up: on the CPU the growth of the process's peak resident set (freed heap returned first
 with ``malloc_trim``, the high-water mark reset through ``/proc/self/clear_refs``); on CUDA the
 growth of ``torch.cuda.max_memory_allocated``. Both include outputs and gradients.
 """
 import ctypes
 import gc
+import json
 import os
 import os.path as osp
 import platform
@@ -64,13 +66,19 @@ def peak_growth(fn: Callable, device: str = 'cpu') -> Optional[int]:
 
 
 def time_step(step: Callable, warmup: int = 3, min_iters: int = 5, min_time: float = 1.0,
-              max_iters: int = 200, device: str = 'cpu') -> dict:
-    """Median / p10 / p90 milliseconds of ``step()`` and the number of timed iterations."""
+              max_iters: int = 200, device: str = 'cpu',
+              before: Optional[Callable] = None) -> dict:
+    """Median / p10 / p90 milliseconds of ``step()`` and the number of timed iterations.
+
+    ``before`` (e.g. :class:`L2Flush`) runs ahead of every timed iteration, outside the timing.
+    """
     for _ in range(warmup):
         step()
     times = []
     start = time.perf_counter()
     while len(times) < min_iters or time.perf_counter() - start < min_time:
+        if before is not None:
+            before()
         if device == 'cuda':
             begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             begin.record()
@@ -86,6 +94,39 @@ def time_step(step: Callable, warmup: int = 3, min_iters: int = 5, min_time: flo
             break
     q = statistics.quantiles(times, n=10) if len(times) > 1 else [times[0]] * 9
     return dict(median_ms=statistics.median(times), p10_ms=q[0], p90_ms=q[-1], iters=len(times))
+
+
+class L2Flush:
+    """Overwrites a buffer of ``factor`` x the GPU's L2 size, so that the next kernel reads its
+    inputs from device memory (cold L2). Enqueued on the current stream; run ahead of a timed
+    step it also lets the host queue the step's launches while the GPU writes the buffer."""
+
+    def __init__(self, factor: int = 8):
+        l2 = getattr(torch.cuda.get_device_properties(0), 'L2_cache_size', 0) or 64 * 2**20
+        self.nbytes = factor * l2
+        self.buf = torch.empty(self.nbytes // 4, device='cuda')
+
+    def __call__(self):
+        self.buf.fill_(1.0)
+
+
+def kernel_time(step: Callable, iters: int = 3) -> Optional[float]:
+    """Milliseconds per call of ``step()`` spent in GPU work (kernels, memsets, copies), from
+    ``torch.profiler``: the time without host launch gaps. None where the profiler gives none."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+    try:
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(iters):
+                step()
+            torch.cuda.synchronize()
+        us = sum(e.time_range.elapsed_us() for e in prof.events()
+                 if e.device_type == DeviceType.CUDA)
+    except Exception as e:  # noqa: BLE001  (a profiler problem must not end the benchmark)
+        print(f'kernel_time: no profile ({type(e).__name__}: {e})', file=sys.stderr)
+        return None
+    return us / iters / 1e3 if us > 0 else None
 
 
 def machine_info(dtype: str = 'float32') -> dict:
@@ -108,5 +149,20 @@ def machine_info(dtype: str = 'float32') -> dict:
                 mmvit_plugins=mmvit_plugins.__version__, git=rev, has_ext=ops.HAS_EXT,
                 dtype=dtype)
     if torch.cuda.is_available():
-        info['gpu'] = torch.cuda.get_device_name()
+        props = torch.cuda.get_device_properties(0)
+        info.update(gpu=torch.cuda.get_device_name(), cuda=torch.version.cuda,
+                    gpu_capability='.'.join(map(str, torch.cuda.get_device_capability())),
+                    gpu_memory_gb=props.total_memory / 1e9,
+                    gpu_l2_mb=getattr(props, 'L2_cache_size', 0) / 2**20,
+                    allow_tf32=dict(matmul=torch.backends.cuda.matmul.allow_tf32,
+                                    cudnn=torch.backends.cudnn.allow_tf32))
     return info
+
+
+def write_json(path: str, report: dict) -> None:
+    """Writes ``report`` to ``path`` through a temporary file, so that a run cut short leaves the
+    last complete report, never a truncated one."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path + '.tmp', 'w') as f:
+        json.dump(report, f, indent=2)
+    os.replace(path + '.tmp', path)

@@ -19,9 +19,7 @@ Usage (the ELSA-Swin-T case of issue 4; on 2 cores one configuration takes about
         --modes train --impl compiled reference
 """
 import argparse
-import json
 import os
-import os.path as osp
 import sys
 from contextlib import nullcontext
 
@@ -29,11 +27,13 @@ import torch
 
 from mmvit_plugins import ops
 from mmvit_plugins.registry import MODELS
-from mmvit_plugins.utils.benchmark import machine_info, peak_growth, time_step
+from mmvit_plugins.utils.benchmark import machine_info, peak_growth, time_step, write_json
 
-# every backbone variant that exists: 'Type-arch'
+# every backbone variant that exists: 'Type-arch' (registry name and arch_zoo key). Of these
+# only ELSASwin calls our compiled ops, so only its `--impl reference` differs from `compiled`.
 MODELS_ALL = ['HRViT-b1', 'HRViT-b2', 'HRViT-b3', 'ELSASwin-tiny', 'ELSASwin-small',
-              'ELSASwin-base']
+              'ELSASwin-base', 'CloFormer-xxs', 'CloFormer-xs', 'CloFormer-s', 'Container-light',
+              'Container-full']
 
 
 def build(name: str) -> torch.nn.Module:
@@ -113,7 +113,8 @@ def main(argv=None):
     parser.add_argument('--models', nargs='+', default=MODELS_ALL, metavar='NAME',
                         help=f'Type-arch names (default: all of {MODELS_ALL})')
     parser.add_argument('--size', type=int, nargs='+', default=[224], help='square input sides')
-    parser.add_argument('--batch', type=int, default=8)
+    parser.add_argument('--batch', type=int, nargs='+', default=[8],
+                        help='one batch size, or one per --size')
     parser.add_argument('--modes', nargs='+', choices=['infer', 'train'],
                         default=['infer', 'train'])
     parser.add_argument('--dtype', nargs='+', choices=['fp32', 'bf16'], default=['fp32'],
@@ -130,8 +131,12 @@ def main(argv=None):
     for name in args.models:
         if name not in MODELS_ALL:
             parser.error(f'unknown model {name!r}; choose from {MODELS_ALL}')
-    if args.batch < 1 or any(s < 32 for s in args.size):
+    if len(args.batch) not in (1, len(args.size)):
+        parser.error('--batch takes one value or one per --size')
+    if any(b < 1 for b in args.batch) or any(s < 32 for s in args.size):
         parser.error('--batch must be >= 1 and every --size >= 32')
+    batches = dict(zip(args.size, args.batch * len(args.size) if len(args.batch) == 1
+                       else args.batch))
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device is available')
     if args.threads:
@@ -144,27 +149,40 @@ def main(argv=None):
     print(f'{args.device}: {where}, {info["logical_cores"]} logical cores, torch threads '
           f'{info["torch_threads"]}, load avg {info["load_avg_start"]}; torch {info["torch"]}\n')
 
-    results = []
+    results, failures = [], []
     for name in args.models:
         model = build(name).to(args.device)
         for size in args.size:
             for mode in args.modes:
                 for dtype in args.dtype:
                     for impl in args.impl:
-                        stats = run_case(model, mode, impl, dtype, args.batch, size,
-                                         args.device, timing)
+                        case = f'{name} {mode} {dtype} {size} {impl}'
+                        try:
+                            stats = run_case(model, mode, impl, dtype, batches[size], size,
+                                             args.device, timing)
+                        except Exception as e:  # noqa: BLE001  (the run goes on)
+                            failures.append(f'{case}: {type(e).__name__}: {str(e)[:500]}')
+                            print(f'  FAILED: {failures[-1]}', file=sys.stderr)
+                            model.zero_grad(set_to_none=True)
+                            if args.device == 'cuda':
+                                torch.cuda.empty_cache()
+                            continue
                         results.append(dict(model=name, mode=mode, dtype=dtype, size=size,
-                                            batch=args.batch, impl=impl, **stats))
-                        print(f'  done: {name} {mode} {dtype} {size} {impl}', file=sys.stderr)
+                                            batch=batches[size], impl=impl, **stats))
+                        print(f'  done: {case}', file=sys.stderr)
+                if args.out:  # what is measured so far survives a run cut short
+                    write_json(args.out, dict(machine=info, command=sys.argv, results=results,
+                                              failures=failures, partial=True))
         del model
     rows = print_tables(results, args.impl)
     info['load_avg_end'] = os.getloadavg()
     if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(dict(machine=info, command=sys.argv, results=results, ratios=rows), f,
-                      indent=2)
+        write_json(args.out, dict(machine=info, command=sys.argv, results=results, ratios=rows,
+                                  failures=failures))
         print(f'\nwrote {args.out}')
+    if failures:
+        print(f'\n{len(failures)} case(s) FAILED:\n  ' + '\n  '.join(failures))
+        sys.exit(1)
 
 
 if __name__ == '__main__':

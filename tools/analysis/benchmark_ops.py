@@ -5,7 +5,7 @@ For every case it times forward (under ``torch.inference_mode``) and forward+bac
 * ``compiled``: our op (``mmvit_plugins.ops``, C++ on the CPU);
 * ``reference``: the eager pure-PyTorch reference (ELSA: ``F.unfold``; NA: gather + einsum);
 * ``reference+compile``: the same reference under ``torch.compile`` (NA cases by default);
-* ``wsa-sdpa`` (NA cases whose map divides into k x k windows): Swin window attention through
+* ``wsa-sdpa`` (NA cases without dilation): Swin window attention through
   ``F.scaled_dot_product_attention``, the same-FLOPs dense yardstick.
 
 Times are medians (with p10/p90) over at least ``--min-iters`` iterations and ``--min-time``
@@ -16,29 +16,42 @@ every implementation's output is checked against the reference on the benchmark 
 
 Shapes follow ../shared/BENCHMARKS.md: the CPU targets (ELSA-Swin-T stage 1 at 224:
 B=8, C=96, heads=3, 56x56, k=7; NA: B=2, heads=4, 56x56, d=32, k=7) by default, and with
-``--sweep`` more ELSA-Swin-T stages, kernel sizes, a dilation and a non-square map.
+``--sweep`` more ELSA-Swin-T stages, kernel sizes, a dilation and a non-square map. With
+``--gpu-shapes``: the CPU targets, the NA rows of BENCHMARKS.md section 4 (Swin-T S1-S4 and
+HRViT-b1 B1-B4 at 512 and 1024, k=7, d=32, B=2; two of them also at B=16) and ELSA-Swin-T
+stages 1-3 at 224 (B=8) and 512 (B=2).
+
+The ``wsa-sdpa`` yardstick partitions the map into k x k windows where it divides into them
+(Swin's window attention exactly); elsewhere it runs the same SDPA on groups of k*k consecutive
+tokens, the token count padded up to a multiple of k*k (the same FLOPs and bytes, up to that
+padding, which each row records as ``wsa_padding``).
 
 On CUDA (``--device cuda``) times come from CUDA events, peak memory from
 ``max_memory_allocated``, and every row also gives the achieved bandwidth: the compulsory bytes
 (inputs and output; backward: output gradient in, inputs again, their gradients out) over the
-median time, as a fraction of a measured device-to-device copy.
+median time, as a fraction of a measured device-to-device copy. ``--flush-l2`` overwrites 8x the
+L2 before every timed iteration: cold-cache numbers (small stages otherwise fit in L2), and
+while the GPU writes that buffer the host queues the timed step's launches, so launch gaps
+mostly drop out. ``kernel_ms`` (compiled and wsa-sdpa rows) is the GPU-only time per call from
+``torch.profiler`` over calls run back to back (no launch gaps, warm L2), with the bandwidth
+over that time as ``kernel_gbytes_per_s``. The GPU targets are judged on the timed (cold)
+bandwidth; the kernel-only (warm) one is printed beside it.
 
 Usage::
 
     python tools/analysis/benchmark_ops.py [--sweep] [--quick] [--device cpu|cuda]
-        [--dtype fp32|fp16|bf16] [--out FILE.json]
+        [--dtype fp32|fp16|bf16] [--gpu-shapes] [--flush-l2] [--out FILE.json]
 """
 import argparse
-import json
 import os
-import os.path as osp
 import sys
 
 import torch
 import torch.nn.functional as F
 
 from mmvit_plugins import ops
-from mmvit_plugins.utils.benchmark import machine_info, peak_growth, time_step
+from mmvit_plugins.utils.benchmark import (L2Flush, kernel_time, machine_info, peak_growth,
+                                           time_step, write_json)
 
 # ----------------------------------------------------------------------------- cases
 
@@ -60,11 +73,40 @@ QUICK = [
     dict(op='na', name='NA tiny', B=1, heads=2, H=14, W=14, d=16, k=7, dil=1),
 ]
 
+
+def _na_rows():
+    """The NA rows of ../shared/BENCHMARKS.md section 4: k=7, d=32, B=2 (2 also at B=16)."""
+    rows = []
+    for model, stage, dims, heads in (('SwinT', 'S', (128, 64, 32, 16), (3, 6, 12, 24)),
+                                      ('HRViTb1', 'B', (128, 64, 32, 16), (1, 2, 4, 8))):
+        for scale, size in ((1, 512), (2, 1024)):
+            for i, (side, h) in enumerate(zip(dims, heads)):
+                side *= scale
+                name = f'NA {model}@{size} {stage}{i + 1} {side}x{side}h{h}'
+                rows.append(dict(op='na', name=name, B=2, heads=h, H=side, W=side, d=32, k=7,
+                                 dil=1))
+    for name, side, h in (('NA SwinT@512 S1 B16', 128, 3), ('NA SwinT@512 S2 B16', 64, 6)):
+        rows.append(dict(op='na', name=name, B=16, heads=h, H=side, W=side, d=32, k=7, dil=1))
+    return rows
+
+
+GPU_SHAPES = [
+    *TARGETS,
+    dict(op='elsa', name='ELSA-Swin-T S2@224', B=8, C=192, G=6, H=28, W=28, k=7, dil=1),
+    dict(op='elsa', name='ELSA-Swin-T S3@224', B=8, C=384, G=12, H=14, W=14, k=7, dil=1),
+    dict(op='elsa', name='ELSA-Swin-T S1@512 B2', B=2, C=96, G=3, H=128, W=128, k=7, dil=1),
+    dict(op='elsa', name='ELSA-Swin-T S2@512 B2', B=2, C=192, G=6, H=64, W=64, k=7, dil=1),
+    dict(op='elsa', name='ELSA-Swin-T S3@512 B2', B=2, C=384, G=12, H=32, W=32, k=7, dil=1),
+    *_na_rows(),
+]
+
 # ----------------------------------------------------------------------------- implementations
 
 
 # where and in what dtype the inputs live (--device, --dtype)
 SETTINGS = dict(device='cpu', dtype=torch.float32)
+# CUDA only: the L2 flush before each timed iteration (--flush-l2), GPU-only kernel time
+TIMING = dict(flush=None, kernel_time=False)
 
 
 def _place(tensors, requires_grad):
@@ -86,8 +128,22 @@ def na_inputs(c, requires_grad):
 
 
 def wsa_sdpa(q, k, v, window):
-    """Swin window attention (no shift) over k x k windows, via SDPA. [B, H, W, heads, d]."""
+    """Swin window attention (no shift) over k x k windows, via SDPA. [B, H, W, heads, d].
+
+    A map that does not divide into windows is attended in groups of ``window**2``
+    consecutive tokens instead (token count zero-padded to a multiple): the same SDPA work."""
     B, H, W, h, d = q.shape
+    if H % window or W % window:
+        n, group = H * W, window * window
+        pad = -n % group
+
+        def groups(x):  # -> [B * groups, heads, window^2, d]
+            x = F.pad(x.reshape(B, n, h, d), (0, 0, 0, 0, 0, pad))
+            return x.view(B, -1, group, h, d).transpose(2, 3).reshape(-1, h, group, d)
+
+        out = F.scaled_dot_product_attention(groups(q), groups(k), groups(v))
+        out = out.view(B, -1, h, group, d).transpose(2, 3).reshape(B, n + pad, h, d)
+        return out[:, :n].reshape(B, H, W, h, d)
 
     def part(x):  # -> [B * nW, heads, window^2, d]
         x = x.view(B, H // window, window, W // window, window, h, d)
@@ -111,7 +167,7 @@ def implementations(c, compile_ref):
             'compiled': lambda q, kk, v: ops.na2d(q, kk, v, k, dil),
             'reference': lambda q, kk, v: ops.na2d_reference(q, kk, v, k, dil),
         }
-        if dil == 1 and c['H'] % k == 0 and c['W'] % k == 0:
+        if dil == 1:
             impls['wsa-sdpa'] = lambda q, kk, v: wsa_sdpa(q, kk, v, k)
         make = na_inputs
     if compile_ref == 'all' or compile_ref == c['op']:
@@ -144,8 +200,9 @@ def compulsory_bytes(args, out, mode):
     return inputs + output if mode == 'fwd' else 3 * inputs + 2 * output
 
 
-def measure(fn, args, mode, warmup, min_iters, min_time):
-    """Median/p10/p90 ms and peak memory of one forward or forward+backward."""
+def measure(fn, args, mode, warmup, min_iters, min_time, kernel=True):
+    """Median/p10/p90 ms and peak memory of one forward or forward+backward (``kernel``: also
+    the GPU-only time, where TIMING asks for it)."""
     device = SETTINGS['device']
     if mode == 'fwd':
         def step():
@@ -162,23 +219,50 @@ def measure(fn, args, mode, warmup, min_iters, min_time):
             out.backward(grad)
             return out
 
-    stats = time_step(step, warmup, min_iters, min_time, device=device)
+    stats = time_step(step, warmup, min_iters, min_time, device=device,
+                      before=TIMING['flush'])
+    if TIMING['kernel_time'] and kernel:
+        stats['kernel_ms'] = kernel_time(step)
     for a in args:
         a.grad = None
     peak = peak_growth(step, device)
     with torch.no_grad():
         nbytes = compulsory_bytes(args, fn(*args), mode)
-    return dict(stats, peak_mb=None if peak is None else peak / 2**20,
-                gbytes_per_s=nbytes / (stats['median_ms'] / 1e3) / 1e9)
+    stats.update(peak_mb=None if peak is None else peak / 2**20, compulsory_mb=nbytes / 1e6,
+                 gbytes_per_s=nbytes / (stats['median_ms'] / 1e3) / 1e9)
+    if stats.get('kernel_ms'):
+        stats['kernel_gbytes_per_s'] = nbytes / (stats['kernel_ms'] / 1e3) / 1e9
+    return stats
 
 
-def check_outputs(impls, make, case):
-    """Max abs difference of every implementation from the reference, on the bench inputs."""
+def check_outputs(impls, make, case, failures):
+    """Max abs difference of every implementation from the reference, on the bench inputs
+    (an implementation that raises is left out and its error added to ``failures``)."""
     args = make(case, False)
+    errors = {}
     with torch.inference_mode():
-        ref = impls['reference'](*args)
-        return {name: float((fn(*args) - ref).abs().max()) for name, fn in impls.items()
-                if name not in ('reference', 'wsa-sdpa')}
+        try:
+            ref = impls['reference'](*args)
+        except Exception as e:  # noqa: BLE001
+            failures.append(note_failure(case['name'], 'reference', 'check', e))
+            return errors
+        for name, fn in impls.items():
+            if name in ('reference', 'wsa-sdpa'):
+                continue
+            try:
+                errors[name] = float((fn(*args) - ref).abs().max())
+            except Exception as e:  # noqa: BLE001
+                failures.append(note_failure(case['name'], name, 'check', e))
+    return errors
+
+
+def note_failure(case, impl, mode, error):
+    """One measurement that raised: reported, and the run goes on with the next one."""
+    text = f'{case} / {impl} / {mode}: {type(error).__name__}: {str(error)[:500]}'
+    print(f'  FAILED: {text}', file=sys.stderr)
+    if SETTINGS['device'] == 'cuda':
+        torch.cuda.empty_cache()
+    return text
 
 
 # ----------------------------------------------------------------------------- report
@@ -215,6 +299,8 @@ def ratios(results):
             if name == 'compiled' or ours is None:
                 continue
             for mode in ('fwd', 'fwd+bwd'):
+                if ours[mode] is None or other[mode] is None:  # that measurement failed
+                    continue
                 row = dict(case=case, mode=mode, vs=name,
                            speedup=other[mode]['median_ms'] / ours[mode]['median_ms'])
                 if ours[mode]['peak_mb'] is not None and other[mode]['peak_mb']:
@@ -252,10 +338,53 @@ def print_targets(rows):
     return [dict(target=t, value=v, threshold=th, met=ok) for t, v, th, ok in checks]
 
 
+def print_gpu_targets(results, rows, copy_gbytes_per_s, dtype):
+    """The GPU targets of BENCHMARKS.md: NA (16-bit, k=7, 56x56 to 128x128 maps) forward >= 50%
+    and forward+backward >= 30% of the measured copy bandwidth and >= 10x the gather reference;
+    ELSA bf16 forward+backward >= 50%. Kernel-only bandwidth where the profiler gave it."""
+    checks = []
+    for r in results:
+        c = r['shape']
+        if r['impl'] != 'compiled' or c['k'] != 7 or c['dil'] != 1 or \
+                r['fwd'] is None or r['fwd+bwd'] is None:
+            continue
+        frac = {m: r[m]['gbytes_per_s'] / copy_gbytes_per_s for m in ('fwd', 'fwd+bwd')}
+        warm = {m: (r[m].get('kernel_gbytes_per_s') or 0) / copy_gbytes_per_s
+                for m in ('fwd', 'fwd+bwd')}
+        if c['op'] == 'na' and dtype in ('fp16', 'bf16') and 56 <= min(c['H'], c['W']) \
+                and max(c['H'], c['W']) <= 128:
+            checks.append((f'{r["case"]}: NA fwd >= 50% of copy bandwidth', frac['fwd'], 0.5,
+                           warm['fwd']))
+            checks.append((f'{r["case"]}: NA fwd+bwd >= 30% of copy bandwidth',
+                           frac['fwd+bwd'], 0.3, warm['fwd+bwd']))
+            for mode in ('fwd', 'fwd+bwd'):
+                ref = next((x for x in rows if x['case'] == r['case'] and x['mode'] == mode
+                            and x['vs'] == 'reference'), None)
+                if ref:
+                    checks.append((f'{r["case"]}: NA {mode} >= 10x the gather reference',
+                                   ref['speedup'], 10.0, None))
+        elif c['op'] == 'elsa' and dtype == 'bf16':
+            checks.append((f'{r["case"]}: ELSA bf16 fwd+bwd >= 50% of copy bandwidth',
+                           frac['fwd+bwd'], 0.5, warm['fwd+bwd']))
+    if checks:
+        print('\nGPU targets (../shared/BENCHMARKS.md), on the timed bandwidth (cold L2 with '
+              '--flush-l2); in brackets the kernel-only one (warm L2):')
+        for text, value, target, kernel in checks:
+            extra = f' [kernels only {kernel:.3g}]' if kernel else ''
+            print(f'  [{"met" if value >= target else "MISSED"}] {text}: {value:.3g}{extra}')
+    return [dict(target=t, value=v, threshold=th, met=v >= th, kernel_only=k)
+            for t, v, th, k in checks]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--sweep', action='store_true', help='also run the sweep cases')
     parser.add_argument('--quick', action='store_true', help='tiny shapes (smoke test)')
+    parser.add_argument('--gpu-shapes', action='store_true',
+                        help='the CPU targets, the BENCHMARKS.md section 4 NA shapes and '
+                        'ELSA-Swin-T stages at 224 and 512 (for --device cuda)')
+    parser.add_argument('--flush-l2', action='store_true',
+                        help="CUDA: overwrite 8x the L2 before every timed iteration")
     parser.add_argument('--compile-ref', choices=['none', 'na', 'elsa', 'all'], default='na',
                         help='time the reference under torch.compile for these ops '
                         '(compiling takes a minute or more per op on 2 cores)')
@@ -272,12 +401,19 @@ def main():
         parser.error('--device cuda: no CUDA device is available')
     SETTINGS.update(device=args.device, dtype={'fp32': torch.float32, 'fp16': torch.float16,
                                                'bf16': torch.bfloat16}[args.dtype])
+    TIMING.update(kernel_time=args.device == 'cuda',
+                  flush=L2Flush() if args.flush_l2 and args.device == 'cuda' else None)
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if not ops.HAS_EXT:
         print('WARNING: the compiled extension is not loaded; "compiled" is the reference.')
-    cases = QUICK if args.quick else TARGETS + (SWEEP if args.sweep else [])
+    if args.quick:
+        cases = QUICK
+    elif args.gpu_shapes:
+        cases = GPU_SHAPES + (SWEEP if args.sweep else [])
+    else:
+        cases = TARGETS + (SWEEP if args.sweep else [])
     if args.quick:
         args.compile_ref, args.warmup, args.min_iters, args.min_time = 'none', 1, 2, 0.0
     info = machine_info(args.dtype)
@@ -286,38 +422,64 @@ def main():
           f'{args.dtype} on {args.device}\n')
     if args.device == 'cuda':
         info['copy_gbytes_per_s'] = copy_bandwidth('cuda') / 1e9
+        info['l2_flush_mb'] = TIMING['flush'].nbytes / 2**20 if TIMING['flush'] else 0
         print(f'GPU: {info.get("gpu")}; measured device-to-device copy '
-              f'{info["copy_gbytes_per_s"]:.0f} GB/s (read + write)\n')
+              f'{info["copy_gbytes_per_s"]:.0f} GB/s (read + write); L2 flushed before each '
+              f'timed iteration: {"yes" if TIMING["flush"] else "no"}\n')
 
-    results = []
+    results, failures = [], []
     for case in cases:
         impls, make = implementations(case, args.compile_ref)
-        errors = check_outputs(impls, make, case)
+        errors = check_outputs(impls, make, case, failures)
         for name, fn in impls.items():
             row = dict(case=case['name'], impl=name, shape=case, max_abs_err=errors.get(name))
+            if name == 'wsa-sdpa':
+                n, group = case['H'] * case['W'], case['k']**2
+                row['wsa_padding'] = (-n % group) / n if case['H'] % case['k'] or \
+                    case['W'] % case['k'] else 0.0
             for mode in ('fwd', 'fwd+bwd'):
-                inputs = make(case, mode == 'fwd+bwd')
-                row[mode] = measure(fn, inputs, mode, args.warmup, args.min_iters, args.min_time)
+                try:
+                    inputs = make(case, mode == 'fwd+bwd')
+                    row[mode] = measure(fn, inputs, mode, args.warmup, args.min_iters,
+                                        args.min_time, kernel=name in ('compiled', 'wsa-sdpa'))
+                except Exception as e:  # noqa: BLE001  (one failure must not end the run)
+                    row[mode] = None
+                    failures.append(note_failure(case['name'], name, mode, e))
+                    row.setdefault('errors', {})[mode] = failures[-1]
             results.append(row)
             print(f'  done: {case["name"]} / {name}', file=sys.stderr)
+        if args.out:  # what is measured so far survives a run cut short (a time limit)
+            write_json(args.out, dict(machine=info, results=results, failures=failures,
+                                      partial=True))
     print_table(results)
     if args.device == 'cuda':
         print('\nachieved bandwidth (compulsory bytes / median time) as a fraction of the '
               'measured copy:')
+        copy = info['copy_gbytes_per_s']
+
+        def bw(m):
+            if m is None:
+                return '-'
+            kernel = f' (kernels only {m["kernel_gbytes_per_s"] / copy:.1%})' \
+                if m.get('kernel_gbytes_per_s') else ''
+            return f'{m["gbytes_per_s"]:.0f} GB/s = {m["gbytes_per_s"] / copy:.1%}{kernel}'
+
         for r in results:
             print(f'  {r["case"]:28s} {r["impl"]:18s} ' + '   '.join(
-                f'{mode} {r[mode]["gbytes_per_s"]:.0f} GB/s = '
-                f'{r[mode]["gbytes_per_s"] / info["copy_gbytes_per_s"]:.1%}'
-                for mode in ('fwd', 'fwd+bwd')))
+                f'{mode} {bw(r[mode])}' for mode in ('fwd', 'fwd+bwd')))
     rows = ratios(results)
-    targets = print_targets(rows)
+    if args.device == 'cuda':
+        targets = print_gpu_targets(results, rows, info['copy_gbytes_per_s'], args.dtype)
+    else:
+        targets = print_targets(rows)
     info['load_avg_end'] = os.getloadavg()
     if args.out:
-        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(dict(machine=info, results=results, ratios=rows, targets=targets), f,
-                      indent=2)
+        write_json(args.out, dict(machine=info, results=results, ratios=rows, targets=targets,
+                                  failures=failures))
         print(f'\nwrote {args.out}')
+    if failures:
+        print(f'\n{len(failures)} measurement(s) FAILED:\n  ' + '\n  '.join(failures))
+        sys.exit(1)
 
 
 if __name__ == '__main__':
