@@ -5,27 +5,14 @@
 # 1-D parameters and biases), 20 warm-up epochs, cosine to 2e-5 over 300 epochs, gradient
 # clipping 5.0, RandAugment m9-mstd0.5, mixup 0.8, cutmix 1.0, label smoothing 0.1, random
 # erasing 0.25, AMP, no EMA; evaluation Resize 256 -> CenterCrop 224, bicubic.
-_base_ = [
-    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
-    'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
-    'mmpretrain::_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['mmvit_plugins'], allow_failed_imports=False)
+_base_ = './_base_/cls_in1k.py'
 
 model = dict(
-    type='ImageClassifier',
     # final_norm: the original's GroupNorm `norm` on the stage-4 map, before pooling
     backbone=dict(type='CloFormer', arch='xxs', drop_path_rate=0.0, out_indices=(3, ),
                   final_norm=True),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=1000,
-        in_channels=256,
-        init_cfg=None,  # PyTorch's default Linear init, as the original
-        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-        cal_acc=False),
-    train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]))
+    head=dict(in_channels=256, init_cfg=None))  # PyTorch's default Linear init, as the original
 
 train_dataloader = dict(batch_size=256)
 val_dataloader = dict(batch_size=256)

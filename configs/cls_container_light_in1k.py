@@ -6,27 +6,15 @@
 # 0.25, repeated augmentation (3 repeats), AMP; evaluation Resize 256 -> CenterCrop 224, bicubic.
 # Not kept: the original's weight EMA (0.99996), which it stores but does not evaluate
 # (mmengine's EMAHook would evaluate the EMA weights instead of the raw model).
-_base_ = [
-    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
-    'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
-    'mmpretrain::_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['mmvit_plugins'], allow_failed_imports=False)
+_base_ = './_base_/cls_in1k.py'
 
 model = dict(
-    type='ImageClassifier',
     # final_norm: the released BN `norm` on the stage-4 map, before pooling
     backbone=dict(type='Container', arch='light', drop_path_rate=0.1, out_indices=(3, ),
                   final_norm=True),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=1000,
-        in_channels=512,
-        init_cfg=dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.),
-        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-        cal_acc=False),
-    train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]))
+    head=dict(in_channels=512,
+              init_cfg=dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.)))
 
 train_dataloader = dict(batch_size=128, sampler=dict(type='RepeatAugSampler', shuffle=True))
 val_dataloader = dict(batch_size=128)

@@ -47,6 +47,11 @@ def test_every_task_family_has_configs():
                  for a in ('xxs', 'xs', 's')}
     expected |= {f'fpn_cloformer_{a}_ade20k.py' for a in ('xxs', 'xs', 's')}
     expected |= {f'upernet_cloformer_{a}_ade20k.py' for a in ('xs', 's')}
+    expected |= {f'cls_maformer_{a}_in1k.py' for a in ('tiny', 'small', 'base', 'large')}
+    expected |= {f'maskrcnn_maformer_{a}{s}_coco.py' for a in ('tiny', 'small')
+                 for s in ('', '_3x')}
+    expected |= {'cascade_maskrcnn_maformer_tiny_3x_coco.py'}
+    expected |= {f'upernet_maformer_{a}_ade20k.py' for a in ('tiny', 'small')}
     assert expected <= names
     # one demo variant per backbone and training-config family (the others take its overrides)
     demo = {osp.basename(c)[:-len('_demo.py')] for c in DEMO_CONFIGS}
@@ -58,7 +63,9 @@ def test_every_task_family_has_configs():
         'upernet_elsa_swin_tiny_ade20k', 'retinanet_container_light_coco',
         'maskrcnn_container_light_coco', 'detr_container_light_coco',
         'upernet_container_light_ade20k', 'maskrcnn_cloformer_xs_coco',
-        'retinanet_cloformer_xs_coco', 'upernet_cloformer_xs_ade20k', 'fpn_cloformer_xs_ade20k'}
+        'retinanet_cloformer_xs_coco', 'upernet_cloformer_xs_ade20k', 'fpn_cloformer_xs_ade20k',
+        'maskrcnn_maformer_tiny_coco', 'cascade_maskrcnn_maformer_tiny_3x_coco',
+        'upernet_maformer_tiny_ade20k'}
     assert demo <= {n[:-3] for n in names}
 
 
@@ -75,7 +82,8 @@ def test_config_parses_and_builds(path):
     else:
         assert data_root.startswith('data/demo/')
     model = build_model(cfg)
-    assert type(model.backbone).__name__ in ('HRViT', 'ELSASwin', 'Container', 'CloFormer')
+    assert type(model.backbone).__name__ in ('HRViT', 'ELSASwin', 'Container', 'CloFormer',
+                                             'MAFormer')
     model.init_weights()  # the Pretrained placeholder without a checkpoint: from scratch
 
 

@@ -91,8 +91,9 @@ def test_elsa_swin_detectors_train_on_demo_data(demo_data, name):
     ('detr_container_light_coco_demo.py', {'loss_cls', 'loss_bbox', 'loss_iou'}, None),
     ('retinanet_cloformer_xs_coco_demo.py', {'loss_cls', 'loss_bbox'}, 1e-4),
     ('maskrcnn_cloformer_xs_coco_demo.py', {'loss_rpn_cls', 'loss_mask'}, None),
+    ('maskrcnn_maformer_tiny_coco_demo.py', {'loss_rpn_cls', 'loss_mask'}, None),
 ])
-def test_container_and_cloformer_detectors_train_on_demo_data(demo_data, name, losses, lr):
+def test_detector_families_train_on_demo_data(demo_data, name, losses, lr):
     # RetinaNet at the real config's lr: the demo's higher one relies on its warm-up
     history, log_vars = train_steps(name, demo_data, steps=10, lr=lr)
     assert losses <= set(log_vars)
@@ -105,7 +106,8 @@ def test_container_and_cloformer_detectors_train_on_demo_data(demo_data, name, l
                                   'segformer_hrvit_b1_cityscapes_demo.py',
                                   'upernet_elsa_swin_tiny_ade20k_demo.py',
                                   'upernet_cloformer_xs_ade20k_demo.py',
-                                  'fpn_cloformer_xs_ade20k_demo.py'])
+                                  'fpn_cloformer_xs_ade20k_demo.py',
+                                  'upernet_maformer_tiny_ade20k_demo.py'])
 def test_segmentors_train_on_demo_data(demo_data, name):
     losses, log_vars = train_steps(name, demo_data, steps=8)
     assert 'decode.loss_ce' in log_vars

@@ -30,10 +30,12 @@ from mmvit_plugins.registry import MODELS
 from mmvit_plugins.utils.benchmark import machine_info, peak_growth, time_step, write_json
 
 # every backbone variant that exists: 'Type-arch' (registry name and arch_zoo key). Of these
-# only ELSASwin calls our compiled ops, so only its `--impl reference` differs from `compiled`.
+# only ELSASwin calls our compiled ops, so only its `--impl reference` differs from `compiled`
+# (MAFormer does with local_attn='neighborhood', not its default).
 MODELS_ALL = ['HRViT-b1', 'HRViT-b2', 'HRViT-b3', 'ELSASwin-tiny', 'ELSASwin-small',
               'ELSASwin-base', 'CloFormer-xxs', 'CloFormer-xs', 'CloFormer-s', 'Container-light',
-              'Container-full']
+              'Container-full', 'MAFormer-tiny', 'MAFormer-small', 'MAFormer-base',
+              'MAFormer-large']
 
 
 def build(name: str) -> torch.nn.Module:

@@ -31,6 +31,24 @@ def conv_map_attention(q: Tensor, k: Tensor, v: Tensor, num_heads: int,
     return out.transpose(-2, -1).reshape(B, C, H, W)
 
 
+def token_attention(q: Tensor, k: Tensor, v: Tensor, num_heads: int,
+                    scale: Optional[float] = None, dropout_p: float = 0.) -> Tensor:
+    """Multi-head softmax attention of token sequences, the heads contiguous for SDPA.
+
+    ``q`` is ``[B, N, h*d]``, ``k`` and ``v`` ``[B, M, h*d]`` with head-major channels; returns
+    ``[B, N, h*d]``. As :func:`conv_map_attention`, the per-head tensors are made contiguous so
+    that SDPA can take a kernel whose memory is linear in ``N`` and ``M``.
+    """
+    B, N, C = q.shape
+
+    def heads(t):  # [B, L, h*d] -> [B, h, L, d]
+        return t.reshape(B, -1, num_heads, C // num_heads).transpose(1, 2).contiguous()
+
+    out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), dropout_p=dropout_p,
+                                         scale=scale)
+    return out.transpose(1, 2).reshape(B, N, C)
+
+
 class ArchBackbone(BaseModule):
     """Base of the backbones: ``arch`` from :attr:`arch_zoo` or a dict, the OpenMMLab
     ``init_cfg`` / ``frozen_stages`` / ``norm_eval`` behaviour.
@@ -91,6 +109,18 @@ class ArchBackbone(BaseModule):
 
     def _frozen_modules(self) -> Iterator[nn.Module]:
         return iter(())
+
+    def _stem_and_stages(self, stem: nn.Module, stages: nn.ModuleList) -> Iterator[nn.Module]:
+        """What ``frozen_stages`` freezes in a stem-then-stages backbone: the stem (from 0 on),
+        then stage ``i`` and its output norm ``norm{i}`` (where it has one) for
+        ``i < frozen_stages``."""
+        if self.frozen_stages >= 0:
+            yield stem
+        for i in range(min(self.frozen_stages, len(stages))):
+            yield stages[i]
+            norm = getattr(self, f'norm{i}', None)
+            if norm is not None:
+                yield norm
 
     def _freeze_stages(self):
         for module in self._frozen_modules():

@@ -265,12 +265,7 @@ class CloFormer(ArchBackbone):
         return arch
 
     def _frozen_modules(self):
-        if self.frozen_stages >= 0:
-            yield self.patch_embed
-        for i in range(min(self.frozen_stages, 4)):
-            yield self.layers[i]
-            if self.out_norms and i in self.out_indices:
-                yield getattr(self, f'norm{i}')
+        return self._stem_and_stages(self.patch_embed, self.layers)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         H, W = x.shape[-2:]

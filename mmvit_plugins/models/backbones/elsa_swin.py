@@ -426,12 +426,7 @@ class ELSASwin(ArchBackbone):
         return arch
 
     def _frozen_modules(self):
-        if self.frozen_stages >= 0:
-            yield self.patch_embed
-        for i in range(min(self.frozen_stages, 4)):
-            yield self.layers[i]
-            if i in self.out_indices:
-                yield getattr(self, f'norm{i}')
+        return self._stem_and_stages(self.patch_embed, self.layers)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         x = self.patch_embed(x)  # [B, H/4, W/4, C], channels last
