@@ -170,9 +170,8 @@ def test_global_attention_runs_in_linear_memory():
         for backend in (SDPBackend.FLASH_ATTENTION, SDPBackend.MATH):
             attn = blk.attn if isinstance(blk, GlobalBlock) else blk.fuse
             with sdpa_kernel([backend]):
-                q = attn(blk.norm1(x).flatten(1, 2), None if attn.self_attn else
-                         blk.gld(x))
-                results.append((q, torch.autograd.grad(q.sum(), x)))
+                y = attn(blk.norm1(x).flatten(1, 2), None if attn.self_attn else blk.gld(x))
+                results.append((y, torch.autograd.grad(y.sum(), x)))
         torch.testing.assert_close(*results)
 
 

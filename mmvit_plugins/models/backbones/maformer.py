@@ -194,8 +194,9 @@ class GLD(BaseModule):
 
 class CrossAttention(BaseModule):
     """Multi-head attention of ``x [B, N, C]`` (queries) over ``y [B, M, C]`` (keys, values):
-    ``q``, ``kv`` and ``proj`` Linears, scale ``d ** -0.5``. With ``y = x`` it is
-    self-attention (the global blocks; :attr:`kv` then also takes the queries: ``qkv``)."""
+    ``q``, ``kv`` and ``proj`` Linears, scale ``d ** -0.5`` (the MAF fusion). With
+    ``self_attn=True`` it is self-attention of ``x`` (the global blocks): one ``qkv`` Linear,
+    and ``y`` is not given."""
 
     def __init__(self, embed_dims: int, num_heads: int, self_attn: bool = False,
                  qkv_bias: bool = True, attn_drop: float = 0., proj_drop: float = 0.,
@@ -320,9 +321,9 @@ class GlobalBlock(_Block):
 
 
 class ConvEmbed(nn.Module):
-    """``[B, C_in, H, W]`` (``channels_last_in=False``) or ``[B, H, W, C_in]`` -> conv ->
-    LayerNorm -> ``[B, H', W', C]``: the stem (4x4 stride 4, input padded to a multiple of 4)
-    or a merging layer between stages (3x3 stride 2, padding 1: ``ceil`` sizes)."""
+    """Conv -> LayerNorm -> ``[B, H', W', C]``. ``stem=True``: the stem, on the image
+    ``[B, C_in, H, W]`` (4x4 stride 4, the input padded to a multiple of 4); else a merging
+    layer between stages, on ``[B, H, W, C_in]`` (3x3 stride 2, padding 1: ``ceil`` sizes)."""
 
     def __init__(self, in_channels: int, embed_dims: int, stem: bool):
         super().__init__()
