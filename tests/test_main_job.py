@@ -1,5 +1,6 @@
 """The main job: a clear stop without data, and the demo driver end to end (on tiny data)."""
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -78,3 +79,7 @@ def test_demo_driver_end_to_end(demo_data, tmp_path):
     import mmcv
     png = mmcv.imread(summary['predictions_png'])
     assert png.shape[0] >= 160 and png.shape[1] >= 3 * 160  # three tiles in a row
+    # it ends with tools/infer.py's inference on four val images
+    assert summary['infer']['images'] == 4
+    assert len(os.listdir(summary['infer']['vis'])) == 4
+    assert len([f for f in os.listdir(summary['infer']['preds']) if f.endswith('.json')]) == 4

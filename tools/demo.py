@@ -5,9 +5,12 @@
    ``configs/demo/maskrcnn_hrvit_b1_coco_demo.py`` (log lines every 10 iterations).
 3. Evaluates COCO bbox and segm mAP on the demo val split.
 4. Draws the predictions on validation images into one PNG.
+5. Runs ``tools/infer.py``'s inference (mmdet's ``DetInferencer``) with the trained checkpoint
+   on the first four validation images: drawn images and JSON in ``<work dir>/infer``.
 
 Everything goes to the work dir (default ``work_dirs/demo``): the checkpoint, the logs
-(``<timestamp>/<timestamp>.log`` and ``vis_data/``), ``predictions.png`` and ``summary.json``.
+(``<timestamp>/<timestamp>.log`` and ``vis_data/``), ``predictions.png``, ``infer/`` and
+``summary.json``.
 
 Usage::
 
@@ -16,6 +19,7 @@ Usage::
 """
 import argparse
 import json
+import os
 import os.path as osp
 import sys
 import time
@@ -28,7 +32,9 @@ import torch  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
+sys.path.insert(0, osp.join(ROOT, 'tools'))
 
+from infer import infer  # noqa: E402
 from make_demo_data import make_demo_data  # noqa: E402
 
 from mmvit_plugins.utils import (  # noqa: E402
@@ -133,6 +139,16 @@ def main(argv=None):
     png = draw_predictions(runner, args.num_images, args.score_thr,
                            osp.join(cfg.work_dir, 'predictions.png'))
     checkpoint = osp.join(cfg.work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+    inferred = None
+    if osp.isfile(checkpoint):  # what a user does next: the trained model on their images
+        val = cfg.val_dataloader.dataset
+        folder = osp.join(val.data_root, val.data_prefix['img'])
+        images = sorted(osp.join(folder, f) for f in os.listdir(folder))[:4]
+        out_dir = osp.join(cfg.work_dir, 'infer')
+        infer(images, osp.join(cfg.work_dir, osp.basename(args.config)), checkpoint, out_dir,
+              score_thr=args.score_thr)
+        inferred = dict(images=len(images), vis=osp.join(out_dir, 'vis'),
+                        preds=osp.join(out_dir, 'preds'))
     summary = dict(
         config=osp.relpath(args.config),
         wall_time_s=round(time.time() - t0, 1),
@@ -140,7 +156,8 @@ def main(argv=None):
         metrics=metrics,
         checkpoint=checkpoint if osp.isfile(checkpoint) else None,
         log_dir=osp.join(cfg.work_dir, runner.timestamp),
-        predictions_png=png)
+        predictions_png=png,
+        infer=inferred)
     with open(osp.join(cfg.work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
     print('\n==== demo summary ====')

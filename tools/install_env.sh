@@ -126,6 +126,12 @@ if ! "$PY" -c 'import mmengine, mmdet, mmseg, mmpretrain, ftfy, regex, pytest' >
   pip_install -q -r requirements/mminstall.txt -r requirements/tests.txt
 fi
 
+# ---------------------------------------------------------------- ONNX export and onnxruntime
+if ! "$PY" -c 'import onnx, onnxscript, onnxruntime' >/dev/null 2>&1; then
+  log "installing the ONNX export requirements (requirements/deploy.txt)"
+  pip_install -q -r requirements/deploy.txt
+fi
+
 # ---------------------------------------------------------------- our package and its extension
 # Editable install. Skipped when the built extension is newer than every source and loads
 # (a torch change makes it fail to load, which triggers a rebuild).

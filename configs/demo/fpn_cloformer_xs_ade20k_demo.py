@@ -9,6 +9,7 @@ model = dict(
 train_dataloader = {{_base_.demo_train_dataloader}}
 val_dataloader = {{_base_.demo_val_dataloader}}
 test_dataloader = val_dataloader
+tta_pipeline = {{_base_.demo_tta_pipeline}}
 train_cfg = {{_base_.demo_train_cfg}}
 param_scheduler = {{_base_.demo_param_scheduler}}
 default_hooks = {{_base_.demo_default_hooks}}

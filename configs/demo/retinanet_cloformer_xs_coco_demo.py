@@ -9,6 +9,7 @@ model = dict(
 train_dataloader = {{_base_.demo_train_dataloader}}
 val_dataloader = {{_base_.demo_val_dataloader}}
 test_dataloader = val_dataloader
+tta_pipeline = {{_base_.demo_tta_pipeline}}
 val_evaluator = {{_base_.demo_val_evaluator}}  # merges: keeps the real config's metric
 test_evaluator = val_evaluator
 

@@ -63,8 +63,16 @@ def reference_ops(enabled: bool = True):
 
 
 def use_ext(t: torch.Tensor) -> bool:
-    """Whether the compiled ops run for tensors on ``t``'s device."""
-    return not _force_reference and t.device.type in _KERNEL_DEVICES
+    """Whether the compiled ops run for tensors on ``t``'s device.
+
+    Never during ONNX export (``torch.onnx.export``, both the dynamo and the TorchScript
+    exporter): ONNX has no ``mmvit_plugins`` ops, so every op traces its pure-PyTorch reference
+    and exports as standard ONNX operators. ``torch.export`` and ``torch.compile`` outside ONNX
+    export keep the compiled ops (their fake kernels make them traceable).
+    """
+    if _force_reference or t.device.type not in _KERNEL_DEVICES:
+        return False
+    return not torch.onnx.is_in_onnx_export()
 
 
 def registered_ops() -> dict:
@@ -87,12 +95,20 @@ def _empty(like):
     return like.new_empty((0, ))
 
 
+def _like(t):
+    """What the kernels allocate for an output shaped like input ``t``: they make every input
+    contiguous first and then call ``empty_like`` on that copy, so the output is contiguous
+    (row-major) whatever ``t``'s layout (channels-last, transposed, sliced). The fake kernels
+    must promise exactly these strides, or ``torch.compile`` fails on its first call."""
+    return torch.empty_like(t.contiguous())
+
+
 if HAS_EXT:
     lib = 'mmvit_plugins::'
 
     @torch.library.register_fake(lib + 'elsa_aggregate_forward')
     def _(v, attn, mul_ghost, add_ghost, kernel_size, dilation):
-        return torch.empty_like(v)
+        return _like(v)
 
     @torch.library.register_fake(lib + 'elsa_aggregate_backward')
     def _(grad_out, v, attn, mul_ghost, add_ghost, kernel_size, dilation, output_mask):
@@ -101,8 +117,8 @@ if HAS_EXT:
             else _empty(v)
         add = v.new_empty((v.shape[1], k, k)) if output_mask[3] and add_ghost is not None \
             else _empty(v)
-        return (torch.empty_like(v) if output_mask[0] else _empty(v),
-                torch.empty_like(attn) if output_mask[1] else _empty(v), mul, add)
+        return (_like(v) if output_mask[0] else _empty(v),
+                _like(attn) if output_mask[1] else _empty(v), mul, add)
 
     @torch.library.register_fake(lib + 'na2d_qk_forward')
     def _(q, k, rpb, kernel_size, dilation):
@@ -111,29 +127,29 @@ if HAS_EXT:
     @torch.library.register_fake(lib + 'na2d_qk_backward')
     def _(grad_attn, q, k, kernel_size, dilation, output_mask):
         n = 2 * kernel_size - 1
-        return (torch.empty_like(q) if output_mask[0] else _empty(q),
-                torch.empty_like(k) if output_mask[1] else _empty(q),
+        return (_like(q) if output_mask[0] else _empty(q),
+                _like(k) if output_mask[1] else _empty(q),
                 q.new_empty((q.shape[3], n, n)) if output_mask[2] else _empty(q))
 
     @torch.library.register_fake(lib + 'na2d_fused_forward')
     def _(q, k, v, rpb, kernel_size, dilation, scale):
         acc = torch.float64 if q.dtype == torch.float64 else torch.float32
-        return torch.empty_like(q), q.new_empty(q.shape[:4], dtype=acc)
+        return _like(q), q.new_empty(q.shape[:4], dtype=acc)
 
     @torch.library.register_fake(lib + 'na2d_fused_backward')
     def _(grad_out, q, k, v, rpb, out, lse, kernel_size, dilation, scale, output_mask):
         n = 2 * kernel_size - 1
         return tuple(
-            (torch.empty_like(t) if output_mask[i] else _empty(q))
+            (_like(t) if output_mask[i] else _empty(q))
             for i, t in enumerate((q, k, v))) + (
                 q.new_empty((q.shape[3], n, n)) if output_mask[3] and rpb is not None
                 else _empty(q), )
 
     @torch.library.register_fake(lib + 'na2d_av_forward')
     def _(attn, v, kernel_size, dilation):
-        return torch.empty_like(v)
+        return _like(v)
 
     @torch.library.register_fake(lib + 'na2d_av_backward')
     def _(grad_out, attn, v, kernel_size, dilation, output_mask):
-        return (torch.empty_like(attn) if output_mask[0] else _empty(v),
-                torch.empty_like(v) if output_mask[1] else _empty(v))
+        return (_like(attn) if output_mask[0] else _empty(v),
+                _like(v) if output_mask[1] else _empty(v))

@@ -1,5 +1,6 @@
 """Utilities shared by the training and testing tools (``tools/train.py``, ``tools/test.py``)."""
 from .data_check import check_data, missing_data_paths
+from .flops import FLOP_HANDLES, count_flops, countable_ops, flop_handles
 from .runner import (CPUBF16AmpOptimWrapper, CPUDistributedDataParallel, add_runner_args,
                      allow_mmengine_checkpoints, build_runner, init_cpu_dist, load_config,
                      parse_runner_args, prepare_test_cfg, prepare_train_cfg,
@@ -9,5 +10,6 @@ __all__ = [
     'CPUBF16AmpOptimWrapper', 'CPUDistributedDataParallel', 'add_runner_args',
     'allow_mmengine_checkpoints', 'build_runner', 'check_data', 'init_cpu_dist', 'load_config',
     'missing_data_paths', 'parse_runner_args', 'prepare_test_cfg', 'prepare_train_cfg',
-    'resolve_config_path', 'run'
+    'resolve_config_path', 'run',
+    'FLOP_HANDLES', 'count_flops', 'countable_ops', 'flop_handles'
 ]

@@ -20,34 +20,40 @@ On top of what the OpenMMLab tools do, this module fixes three things that break
   :class:`CPUDistributedDataParallel` wraps the model without CUDA device ids.
 
 Importing this module (``import mmvit_plugins`` does) registers the two wrapper classes in
-mmengine's root ``OPTIM_WRAPPERS`` and ``MODEL_WRAPPERS``, where the builders of all three
-libraries find them, so a config with our usual ``custom_imports`` may name them directly.
+mmengine's root ``OPTIM_WRAPPERS`` and ``MODEL_WRAPPERS``, and :class:`DumpSegResults` (what
+``tools/test.py --out FILE.pkl`` dumps mmseg predictions with) in its root ``METRICS``, where the
+builders of all three libraries find them, so a config with our usual ``custom_imports`` may name
+them directly.
 """
 import argparse
 import gc
 import importlib.util
+import inspect
 import logging
 import os
 import os.path as osp
 import pickle
 from contextlib import contextmanager
+from copy import deepcopy
 from datetime import timedelta
 from typing import Optional, Union
 
 import torch
 import torch.distributed as torch_dist
-from mmengine.config import Config, DictAction
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.dist import is_distributed
+from mmengine.evaluator import DumpResults
 from mmengine.logging import print_log
 from mmengine.model import MMDistributedDataParallel
 from mmengine.optim import OptimWrapper
-from mmengine.registry import MODEL_WRAPPERS, OPTIM_WRAPPERS, RUNNERS
+from mmengine.registry import METRICS, MODEL_WRAPPERS, OPTIM_WRAPPERS, RUNNERS
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 __all__ = [
-    'CPUBF16AmpOptimWrapper', 'CPUDistributedDataParallel',
-    'add_runner_args', 'allow_mmengine_checkpoints', 'build_runner', 'init_cpu_dist',
-    'load_config', 'parse_runner_args', 'prepare_test_cfg', 'prepare_train_cfg',
+    'CPUBF16AmpOptimWrapper', 'CPUDistributedDataParallel', 'DumpSegResults',
+    'add_runner_args', 'allow_mmengine_checkpoints', 'build_config_model', 'build_runner',
+    'init_cpu_dist', 'load_config', 'parse_runner_args', 'prepare_test_cfg', 'prepare_train_cfg',
     'resolve_config_path', 'run'
 ]
 
@@ -348,6 +354,31 @@ def load_config(config: Union[str, Config], cfg_options: Optional[dict] = None) 
     return cfg
 
 
+def build_config_model(cfg: Config, scopes=('mmdet', 'mmseg', 'mmpretrain')):
+    """Build ``cfg.model`` in the library its ``default_scope`` names (imported here).
+
+    Args:
+        cfg (Config): A loaded config.
+        scopes (tuple[str]): The scopes accepted.
+
+    Returns:
+        tuple[nn.Module, str]: The model and the scope.
+
+    Raises:
+        ValueError: If the config's ``default_scope`` is not one of ``scopes``.
+    """
+    from mmengine.registry import DefaultScope
+    scope = cfg.get('default_scope')
+    if scope not in scopes:
+        raise ValueError(f'{cfg.filename}: default_scope must be one of {tuple(scopes)}, '
+                         f'got {scope!r}')
+    importlib.import_module('mmvit_plugins')
+    importlib.import_module(f'{scope}.models')
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        return registry.build(cfg.model), scope
+
+
 def _set_work_dir(cfg: Config, config: Union[str, Config], work_dir: Optional[str]) -> None:
     """``work_dir`` from the CLI, else the config's, else ``./work_dirs/<config name>``."""
     if work_dir is not None:
@@ -447,12 +478,269 @@ def _enable_visualization(cfg: Config, show_dir: str) -> None:
         cfg.visualizer.save_dir = show_dir
 
 
+# ----------------------------------------------------------------------------------------------
+# tools/test.py: --tta, --out and test_evaluator.format_only
+# ----------------------------------------------------------------------------------------------
+# The TTA model mmdet's and mmpretrain's tools/test.py add to a config that has none; mmseg's
+# tool has no default (its dataset bases define `tta_pipeline`, its default_runtime `tta_model`).
+_DEFAULT_TTA_MODELS = {
+    'mmdet': dict(
+        type='DetTTAModel',
+        tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)),
+    'mmpretrain': dict(type='AverageClsScoreTTA'),
+}
+_DUMP_SUFFIXES = ('.pkl', '.pickle')
+# --out FILE.pkl: mmdet's tool dumps with DumpDetResults (masks RLE-encoded), mmpretrain's with
+# mmengine's DumpResults; mmseg's tool has no pickle output (its --out is a directory of pngs).
+_DUMP_METRICS = {'mmdet': 'DumpDetResults', 'mmseg': 'DumpSegResults'}
+
+
+@METRICS.register_module()
+class DumpSegResults(DumpResults):
+    """mmengine's ``DumpResults`` for mmseg predictions, less their per-class logits.
+
+    Each mmseg prediction carries ``seg_logits``, a float32 [C, H, W] map at the image's size
+    (about 200 MB for a 512x683 ADE20K image with 150 classes) that ``DumpResults`` would hold
+    in memory for the whole test set. This metric keeps everything else (``pred_sem_seg``,
+    ``gt_sem_seg`` when loaded, the metainfo); ``tools/test.py --out FILE.pkl`` uses it for
+    mmseg configs, as mmdet's tool uses ``DumpDetResults``.
+
+    Args:
+        out_file_path (str): The ``.pkl`` / ``.pickle`` file to write.
+        collect_device (str): As in ``DumpResults``. Defaults to ``'cpu'``.
+    """
+
+    def process(self, data_batch, predictions) -> None:
+        """Keep the predictions of a batch, without ``seg_logits``.
+
+        Args:
+            data_batch: The batch (unused).
+            predictions (Sequence[dict]): The model's outputs, as dicts.
+        """
+        super().process(data_batch,
+                        [{k: v for k, v in p.items() if k != 'seg_logits'} for p in predictions])
+
+
+def _registered_class(registry, cfg: Config, type_):
+    """The class a config ``type`` names in ``registry``, in the config's default scope.
+
+    Returns None for a name that is not registered (the Runner reports it when it builds).
+    """
+    if not isinstance(type_, str):
+        return type_
+    scope = cfg.get('default_scope')
+    name = f'{scope}.{type_}' if scope and '.' not in type_ else type_
+    return registry.get(name)
+
+
+def _init_params(registry, cfg: Config, type_) -> dict:
+    """The ``__init__`` parameters of the class ``type_`` names ({} if unknown)."""
+    cls = _registered_class(registry, cfg, type_)
+    return inspect.signature(cls.__init__).parameters if cls is not None else {}
+
+
+def _leaf_datasets(dataset) -> list:
+    """The dataset configs under dataset wrappers (``dataset=``, ``datasets=[...]``)."""
+    if not isinstance(dataset, dict):
+        return []
+    if 'dataset' in dataset:
+        return _leaf_datasets(dataset['dataset'])
+    if 'datasets' in dataset:
+        return [leaf for d in dataset['datasets'] for leaf in _leaf_datasets(d)]
+    return [dataset]
+
+
+def _type_name(node) -> str:
+    """A config's type without scope (``'mmdet.PackDetInputs'`` -> ``'PackDetInputs'``)."""
+    type_ = node.get('type', '') if isinstance(node, dict) else ''
+    return type_.split('.')[-1] if isinstance(type_, str) else getattr(type_, '__name__', '')
+
+
+def _is_annotation_loader(transform) -> bool:
+    name = _type_name(transform)
+    return name.startswith('Load') and name.endswith('Annotations')
+
+
+def _without_annotations(pipeline: list) -> list:
+    """``pipeline`` without its annotation loaders, also inside ``TestTimeAug``."""
+    result = []
+    for transform in pipeline:
+        if _is_annotation_loader(transform):
+            continue
+        if _type_name(transform) == 'TestTimeAug':
+            groups = [[t for t in group if not _is_annotation_loader(t)]
+                      for group in transform['transforms']]
+            transform = dict(transform, transforms=[group for group in groups if group])
+        result.append(transform)
+    return result
+
+
+def _has_key(node, key: str) -> bool:
+    """Whether a (nested) config sets ``key`` to something other than None."""
+    if isinstance(node, dict):
+        return any((k == key and v is not None) or _has_key(v, key) for k, v in node.items())
+    if isinstance(node, (list, tuple)):
+        return any(_has_key(v, key) for v in node)
+    return False
+
+
+def _flip_tta_pipeline(test_pipeline: list) -> list:
+    """The test pipeline with its last step (the packer) run on the image and its flip.
+
+    What mmdet's and mmpretrain's ``tools/test.py --tta`` build for a config without
+    ``tta_pipeline``; ``flip`` and ``flip_direction`` are added to the packer's ``meta_keys``
+    (mmdet's ``DetTTAModel`` reads them to flip boxes back).
+    """
+    *steps, pack = deepcopy(list(test_pipeline))
+    meta_keys = pack.get('meta_keys')
+    if meta_keys is not None:
+        pack['meta_keys'] = tuple(meta_keys) + tuple(
+            k for k in ('flip', 'flip_direction') if k not in meta_keys)
+    flips = [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)]
+    return steps + [dict(type='TestTimeAug', transforms=[flips, [pack]])]
+
+
+def _setup_tta(cfg: Config) -> None:
+    """``--tta``: wrap the model in ``cfg.tta_model`` and test on ``cfg.tta_pipeline``.
+
+    As the libraries' tools do. A config without them gets mmdet's defaults (``DetTTAModel``,
+    NMS at IoU 0.5, 100 boxes; the test pipeline plus a horizontal flip) or mmpretrain's
+    (``AverageClsScoreTTA``, the same flip); an mmseg config must define them.
+    """
+    scope = cfg.get('default_scope')
+    tta_model = cfg.get('tta_model') or _DEFAULT_TTA_MODELS.get(scope)
+    if (scope == 'mmdet' and _type_name(tta_model) == 'DetTTAModel'
+            and _has_key(cfg.model, 'mask_head')):
+        raise ValueError(
+            "--tta: mmdet's DetTTAModel merges boxes only and rejects instance masks, and this "
+            'model has a mask head; test it without --tta')
+    missing = [key for key in ('tta_model', 'tta_pipeline') if not cfg.get(key)]
+    if missing and scope not in _DEFAULT_TTA_MODELS:
+        raise ValueError(
+            f'--tta needs `{"` and `".join(missing)}` in the config (mmseg configs inherit '
+            'them from mmseg::_base_/datasets/*.py and default_runtime.py; see '
+            'configs/_base_/ade20k_ms_flip_tta.py for the multi-scale + flip test of the papers)')
+    if missing:
+        if 'tta_model' in missing:
+            cfg.tta_model = deepcopy(_DEFAULT_TTA_MODELS[scope])
+        if 'tta_pipeline' in missing:
+            cfg.tta_pipeline = _flip_tta_pipeline(
+                _leaf_datasets(cfg.test_dataloader.dataset)[0]['pipeline'])
+        print_log(
+            f'--tta: no `{"`, `".join(missing)}` in the config, using the {scope} defaults: '
+            f'{cfg.tta_model.type} on the test pipeline and its horizontal flip',
+            logger='current',
+            level=logging.WARNING)
+    for dataset in _leaf_datasets(cfg.test_dataloader.dataset):
+        dataset['pipeline'] = deepcopy(cfg.tta_pipeline)
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+
+
+def _evaluator_metrics(cfg: Config) -> list:
+    """The metric configs of ``cfg.test_evaluator``: one, a list, or an Evaluator's."""
+    evaluator = cfg.get('test_evaluator')
+    if isinstance(evaluator, dict) and 'metrics' in evaluator:
+        evaluator = evaluator['metrics']
+    if evaluator is None:
+        return []
+    metrics = list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]
+    return [m for m in metrics if isinstance(m, dict)]
+
+
+def _add_metric(cfg: Config, metric: dict) -> None:
+    """Append a metric to ``cfg.test_evaluator`` (made a list where it was one metric)."""
+    evaluator = cfg.get('test_evaluator')
+    if isinstance(evaluator, dict) and 'metrics' in evaluator:
+        metrics = evaluator['metrics']
+        metrics = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
+        evaluator['metrics'] = metrics + [metric]
+    elif isinstance(evaluator, (list, tuple)):
+        cfg.test_evaluator = list(evaluator) + [metric]
+    elif evaluator is None:
+        cfg.test_evaluator = [metric]
+    else:
+        cfg.test_evaluator = [evaluator, metric]
+
+
+def _setup_format_only(cfg: Config) -> None:
+    """Check a ``test_evaluator.format_only=True`` run and let it go without ground truth.
+
+    Test-server output: mmdet's ``CocoMetric`` writes ``<outfile_prefix>.bbox.json`` (and
+    ``.segm.json``), mmseg's ``IoUMetric`` / ``CityscapesMetric`` one png per image into
+    ``output_dir``; a missing ``outfile_prefix`` / ``output_dir`` is an error here (mmdet would
+    assert, mmseg would write nothing). ``CityscapesMetric`` gets ``keep_results=True``, without
+    which it refuses ``format_only``. When every metric only formats, nothing reads labels, so
+    the test pipeline's annotation loaders and mmseg's ``seg_map_path`` are dropped: the test
+    split may have no annotations (mmdet still reads the image list from ``ann_file``, e.g.
+    COCO's ``image_info_test-dev2017.json``). The libraries create the output directories.
+    """
+    metrics = _evaluator_metrics(cfg)
+    formatting = [m for m in metrics if m.get('format_only')]
+    if not formatting:
+        return
+    for metric in formatting:
+        params = _init_params(METRICS, cfg, metric.get('type'))
+        for key, example in (('outfile_prefix', 'DIR/results'), ('output_dir', 'DIR')):
+            if key in params and not metric.get(key):
+                raise ValueError(
+                    f'{_type_name(metric)} with format_only=True needs `{key}` (where the files '
+                    f'go), e.g. --cfg-options test_evaluator.format_only=True '
+                    f'test_evaluator.{key}={example}')
+        if 'keep_results' in params:
+            metric['keep_results'] = True
+    if len(formatting) < len(metrics):
+        return  # another metric still compares with the labels
+    for dataset in _leaf_datasets(cfg.test_dataloader.dataset):
+        dataset['pipeline'] = _without_annotations(dataset.get('pipeline') or [])
+        prefix = dataset.get('data_prefix')
+        if isinstance(prefix, dict):
+            prefix.pop('seg_map_path', None)
+    print_log('test_evaluator.format_only: results are written for a test server, no metric is '
+              'computed and no annotations are read', logger='current')
+
+
+def _setup_out(cfg: Config, out: str) -> Optional[dict]:
+    """``--out``: dump the raw predictions to a pickle file (mmseg: or pngs into a directory).
+
+    ``FILE.pkl`` / ``FILE.pickle`` gives the dump metric to append to the test evaluator:
+    mmdet's ``DumpDetResults`` for mmdet configs, :class:`DumpSegResults` for mmseg, mmengine's
+    ``DumpResults`` otherwise. For an mmseg config, a path without a suffix is what mmseg's
+    ``--out`` means: a directory where the segmentation metric also saves its predictions as
+    pngs (``output_dir``, ``keep_results``), set here.
+
+    Returns:
+        dict | None: The dump metric's config; None for an mmseg directory.
+
+    Raises:
+        ValueError: For any other path.
+    """
+    scope = cfg.get('default_scope')
+    suffix = osp.splitext(out)[1]
+    if suffix in _DUMP_SUFFIXES:
+        return dict(type=_DUMP_METRICS.get(scope, 'DumpResults'), out_file_path=out)
+    if scope == 'mmseg' and not suffix:
+        targets = [(m, params) for m in _evaluator_metrics(cfg)
+                   for params in [_init_params(METRICS, cfg, m.get('type'))]
+                   if 'output_dir' in params]
+        if not targets:
+            raise ValueError(f'--out {out}: no metric of test_evaluator takes `output_dir`')
+        for metric, params in targets:
+            metric['output_dir'] = out
+            if 'keep_results' in params:
+                metric['keep_results'] = True
+        return None
+    also = ' (or, for an mmseg config, a directory without a suffix)' if scope == 'mmseg' else ''
+    raise ValueError(f'--out must be a .pkl or .pickle file{also}, got {out}')
+
+
 def prepare_test_cfg(config: Union[str, Config],
                      checkpoint: str,
                      work_dir: Optional[str] = None,
                      cfg_options: Optional[dict] = None,
                      launcher: str = 'none',
-                     show_dir: Optional[str] = None) -> Config:
+                     show_dir: Optional[str] = None,
+                     tta: bool = False,
+                     out: Optional[str] = None) -> Config:
     """Build the test config from the arguments of ``tools/test.py``.
 
     Args:
@@ -460,18 +748,31 @@ def prepare_test_cfg(config: Union[str, Config],
         checkpoint (str): The checkpoint to test (path or URL).
         work_dir (str, optional): Where the log and metrics go. Defaults as in
             :func:`prepare_train_cfg`.
-        cfg_options (dict, optional): ``--cfg-options`` overrides, merged first.
-            Defaults to None.
+        cfg_options (dict, optional): ``--cfg-options`` overrides, merged first (so they also
+            reach the model inside a TTA wrapper). Defaults to None.
         launcher (str): As in :func:`prepare_train_cfg`. Defaults to ``'none'``.
         show_dir (str, optional): Save painted predictions there. A relative path is taken
             from the current directory (made absolute, for all three libraries alike).
             Defaults to None.
+        tta (bool): Test-time augmentation: the model is wrapped in ``cfg.tta_model`` and the
+            test set read through ``cfg.tta_pipeline``; mmdet and mmpretrain configs without
+            them get their library's flip defaults. Defaults to False.
+        out (str, optional): Dump the raw predictions to this ``.pkl`` / ``.pickle`` file
+            (for an mmseg config, a path without suffix is a directory for png predictions,
+            as mmseg's ``--out``). Defaults to None.
+
+    A ``test_evaluator.format_only=True`` (test-server output) in ``cfg_options`` or the config
+    is checked for its output path and drops the annotation loaders (the test split needs no
+    labels).
 
     Returns:
         Config: The config to build the Runner from.
 
     Raises:
         FileNotFoundError: If the config or the checkpoint does not exist.
+        ValueError: For an ``out`` with another suffix, ``tta`` on a config without TTA
+            settings (mmseg) or on an mmdet model with masks, and ``format_only`` without an
+            output path.
     """
     cfg = load_config(config, cfg_options)
     _check_checkpoint(checkpoint)
@@ -480,6 +781,16 @@ def prepare_test_cfg(config: Union[str, Config],
     cfg.load_from = checkpoint
     if show_dir is not None:
         _enable_visualization(cfg, osp.abspath(show_dir))
+    loader = cfg.get('test_dataloader')
+    if loader and loader.get('num_workers', 1) == 0 and loader.get('persistent_workers'):
+        loader.persistent_workers = False  # torch's DataLoader refuses it without workers
+    if tta:
+        _setup_tta(cfg)
+    # --out first (it may set mmseg's output_dir), its dump metric after the format_only check
+    dump = _setup_out(cfg, out) if out is not None else None
+    _setup_format_only(cfg)  # after _setup_tta: also strips the TTA pipeline
+    if dump is not None:
+        _add_metric(cfg, dump)
     return cfg
 
 
@@ -492,9 +803,31 @@ def build_runner(cfg: Config) -> Runner:
     Returns:
         Runner: The runner.
     """
-    if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    if cfg.get('compile'):
+        runner.register_hook(PlainParamGroupsHook(), priority='VERY_HIGH')
+    return runner
+
+
+class PlainParamGroupsHook(Hook):
+    """Makes ``compile=True`` train: turns the optimiser's parameter groups into plain dicts.
+
+    With a ``paramwise_cfg``, mmengine's optimiser constructor makes every parameter group a
+    ``ConfigDict``. mmengine's ``compile=True`` compiles the whole ``train_step``, optimiser
+    step included, and dynamo cannot trace ``ConfigDict.items()`` inside ``optimizer.step``
+    (``InternalTorchDynamoError: 'UserDefinedDictVariable' object has no attribute 'items'``).
+    Before training, after the parameter schedulers have stored their initial values in the
+    groups, each group is replaced by a ``dict`` with the same entries; the optimiser state
+    (keyed by parameter) and the schedulers (which look the groups up at every step) are
+    unaffected. :func:`build_runner` adds it when ``cfg.compile`` is set.
+    """
+
+    def before_train(self, runner) -> None:
+        wrappers = runner.optim_wrapper
+        wrappers = wrappers.values() if hasattr(wrappers, 'values') else [wrappers]
+        for wrapper in wrappers:
+            groups = wrapper.optimizer.param_groups
+            groups[:] = [dict(g) for g in groups]
 
 
 def run(cfg: Config, mode: str) -> None:

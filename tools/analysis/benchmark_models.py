@@ -8,7 +8,9 @@ For every backbone variant, input size, batch, dtype and ops implementation aske
 
 ``--impl compiled`` runs our compiled ops (C++ on the CPU), ``--impl reference`` their
 pure-PyTorch references (``mmvit_plugins.ops.reference_ops``); with both, a second table gives
-the reference / compiled ratio of median times and of peak memory. ``--dtype bf16`` runs under
+the reference / compiled ratio of median times and of peak memory. ``--graph eager
+torch.compile`` times the model as it is and ``torch.compile(model)`` (inductor), and prints
+the eager / compiled ratio per backbone. ``--dtype bf16`` runs under
 ``torch.autocast`` (bfloat16). Timing and memory as ``mmvit_plugins.utils.benchmark`` says
 (medians after warm-up; peak resident-set growth on the CPU, ``max_memory_allocated`` growth
 on CUDA).
@@ -19,6 +21,7 @@ Usage (the ELSA-Swin-T case of issue 4; on 2 cores one configuration takes about
         --modes train --impl compiled reference
 """
 import argparse
+import itertools
 import os
 import sys
 from contextlib import nullcontext
@@ -78,35 +81,49 @@ def run_case(model, mode, impl, dtype, batch, size, device, timing):
 
 def print_tables(results, impls):
     head = (f'{"model":15s} {"mode":5s} {"dtype":5s} {"size":>4s} {"batch":>5s} '
-            f'{"impl":9s} {"ms (p10-p90)":>24s} {"img/s":>8s} {"peak MB":>8s}')
+            f'{"impl":9s} {"graph":13s} {"ms (p10-p90)":>24s} {"img/s":>8s} {"peak MB":>8s}')
     print(head)
     print('-' * len(head))
     for r in results:
         mem = '     n/a' if r['peak_mb'] is None else f'{r["peak_mb"]:8.0f}'
         ms = f'{r["median_ms"]:.1f} ({r["p10_ms"]:.1f}-{r["p90_ms"]:.1f})'
         print(f'{r["model"]:15s} {r["mode"]:5s} {r["dtype"]:5s} {r["size"]:4d} {r["batch"]:5d} '
-              f'{r["impl"]:9s} {ms:>24s} {r["images_per_s"]:8.2f} {mem}')
-    if set(impls) != {'compiled', 'reference'}:
-        return []
+              f'{r["impl"]:9s} {r["graph"]:13s} {ms:>24s} {r["images_per_s"]:8.2f} {mem}')
     rows = []
-    key = ('model', 'mode', 'dtype', 'size', 'batch')
+    if set(impls) == {'compiled', 'reference'}:
+        rows += ratio_table(results, 'impl', 'reference', 'compiled',
+                            'reference / compiled (time ratio > 1: the compiled op is faster; '
+                            'memory ratio > 1: it needs less):')
+    if set(r['graph'] for r in results) == {'eager', 'torch.compile'}:
+        rows += ratio_table(results, 'graph', 'eager', 'torch.compile',
+                            'eager / torch.compile (time ratio > 1: the compiled model is '
+                            'faster; compilation time not included):')
+    return rows
+
+
+def ratio_table(results, field, a, b, title):
+    """Print and return the ``a`` / ``b`` ratios of median time and peak memory of the results
+    that differ only in ``field``."""
+    key = tuple(k for k in ('model', 'mode', 'dtype', 'size', 'batch', 'impl', 'graph')
+                if k != field)
     by_key = {}
     for r in results:
-        by_key.setdefault(tuple(r[k] for k in key), {})[r['impl']] = r
-    print('\nreference / compiled (time ratio > 1: the compiled op is faster; memory ratio > 1: '
-          'it needs less):')
+        by_key.setdefault(tuple(r[k] for k in key), {})[r[field]] = r
+    print('\n' + title)
+    rows = []
     for k, pair in by_key.items():
-        if len(pair) < 2:
+        if a not in pair or b not in pair:
             continue
-        c, ref = pair['compiled'], pair['reference']
-        row = dict(zip(key, k), time_ratio=ref['median_ms'] / c['median_ms'])
-        if c['peak_mb'] and ref['peak_mb'] is not None:
-            row['memory_ratio'] = ref['peak_mb'] / c['peak_mb']
+        ra, rb = pair[a], pair[b]
+        row = dict(zip(key, k), ratio_of=f'{a}/{b}', time_ratio=ra['median_ms'] / rb['median_ms'])
+        if rb['peak_mb'] and ra['peak_mb'] is not None:
+            row['memory_ratio'] = ra['peak_mb'] / rb['peak_mb']
         rows.append(row)
-        mem = f', peak memory {ref["peak_mb"]:.0f} / {c["peak_mb"]:.0f} MB = ' \
+        mem = f', peak memory {ra["peak_mb"]:.0f} / {rb["peak_mb"]:.0f} MB = ' \
               f'{row["memory_ratio"]:.2f}x' if 'memory_ratio' in row else ''
-        print(f'  {k[0]} {k[1]} {k[2]} {k[3]}px batch {k[4]}: median {ref["median_ms"]:.0f} / '
-              f'{c["median_ms"]:.0f} ms = {row["time_ratio"]:.2f}x{mem}')
+        print(f'  {" ".join(str(v) for v in k[:3])} {k[3]}px batch {k[4]} {" ".join(k[5:])}: '
+              f'median {ra["median_ms"]:.1f} / {rb["median_ms"]:.1f} ms = '
+              f'{row["time_ratio"]:.2f}x{mem}')
     return rows
 
 
@@ -123,6 +140,10 @@ def main(argv=None):
                         help='bf16: under torch.autocast(dtype=torch.bfloat16)')
     parser.add_argument('--impl', nargs='+', choices=['compiled', 'reference'],
                         default=['compiled'], help='our compiled ops or their references')
+    parser.add_argument('--graph', nargs='+', choices=['eager', 'torch.compile'],
+                        default=['eager'],
+                        help='the model as it is, or torch.compile(model) (inductor; the '
+                        'compilation happens in the warm-up, outside the timed runs)')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
     parser.add_argument('--warmup', type=int, default=2)
@@ -154,14 +175,15 @@ def main(argv=None):
     results, failures = [], []
     for name in args.models:
         model = build(name).to(args.device)
+        graphs = {g: torch.compile(model) if g == 'torch.compile' else model for g in args.graph}
         for size in args.size:
             for mode in args.modes:
                 for dtype in args.dtype:
-                    for impl in args.impl:
-                        case = f'{name} {mode} {dtype} {size} {impl}'
+                    for impl, graph in itertools.product(args.impl, args.graph):
+                        case = f'{name} {mode} {dtype} {size} {impl} {graph}'
                         try:
-                            stats = run_case(model, mode, impl, dtype, batches[size], size,
-                                             args.device, timing)
+                            stats = run_case(graphs[graph], mode, impl, dtype, batches[size],
+                                             size, args.device, timing)
                         except Exception as e:  # noqa: BLE001  (the run goes on)
                             failures.append(f'{case}: {type(e).__name__}: {str(e)[:500]}')
                             print(f'  FAILED: {failures[-1]}', file=sys.stderr)
@@ -170,12 +192,13 @@ def main(argv=None):
                                 torch.cuda.empty_cache()
                             continue
                         results.append(dict(model=name, mode=mode, dtype=dtype, size=size,
-                                            batch=batches[size], impl=impl, **stats))
+                                            batch=batches[size], impl=impl, graph=graph,
+                                            **stats))
                         print(f'  done: {case}', file=sys.stderr)
                 if args.out:  # what is measured so far survives a run cut short
                     write_json(args.out, dict(machine=info, command=sys.argv, results=results,
                                               failures=failures, partial=True))
-        del model
+        del model, graphs
     rows = print_tables(results, args.impl)
     info['load_avg_end'] = os.getloadavg()
     if args.out:

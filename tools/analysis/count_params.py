@@ -10,7 +10,6 @@ library their ``default_scope`` names. Counts are in millions of parameters (buf
 """
 import argparse
 import glob
-import importlib
 import logging
 import os.path as osp
 import sys
@@ -19,12 +18,11 @@ from typing import Dict, List
 
 from mmengine.config import Config
 from mmengine.logging import MMLogger
-from mmengine.registry import DefaultScope
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from mmvit_plugins.utils import resolve_config_path  # noqa: E402
+from mmvit_plugins.utils.runner import build_config_model, resolve_config_path  # noqa: E402
 
 _SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
 
@@ -48,14 +46,7 @@ def count_params(config: str) -> Dict[str, float]:
         ``neck``, ``decode_head``, ...), in millions.
     """
     cfg = Config.fromfile(resolve_config_path(config))
-    scope = cfg.get('default_scope')
-    if scope not in _SCOPES:
-        raise ValueError(f'{config}: default_scope must be one of {_SCOPES}, got {scope!r}')
-    importlib.import_module('mmvit_plugins')
-    importlib.import_module(f'{scope}.models')
-    registry = importlib.import_module(f'{scope}.registry').MODELS
-    with DefaultScope.overwrite_default_scope(scope):
-        model = registry.build(cfg.model)
+    model, _ = build_config_model(cfg, _SCOPES)
     counts = {'total': sum(p.numel() for p in model.parameters()) / 1e6}
     for name, child in model.named_children():
         n = sum(p.numel() for p in child.parameters())

@@ -24,6 +24,23 @@ demo_test_pipeline = [
         type='PackDetInputs',
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
+# `tools/test.py --tta` for the demo detectors that have mmdet's TTA (RetinaNet): its
+# retinanet_tta.py at the demo scale, i.e. (192, 192) x 1, 0.5 and 1.5 as (1333, 800) x 1, 0.5
+# and 1.5 there, each view plain and flipped. Mask R-CNN has none: DetTTAModel merges boxes only.
+demo_tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale=s, keep_ratio=True)
+             for s in [demo_img_scale, (96, 96), (288, 288)]],
+            [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
+            [dict(type='LoadAnnotations', with_bbox=True)],
+            [dict(type='PackDetInputs',
+                  meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
+                             'flip', 'flip_direction'))],
+        ]),
+]
 demo_train_dataloader = dict(
     batch_size=4,
     num_workers=1,

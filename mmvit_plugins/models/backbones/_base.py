@@ -1,6 +1,7 @@
 """What every backbone of this package shares: arch tables, initialisation, frozen stages, and
 multi-head attention over the positions of conv feature maps."""
 import logging
+import warnings
 from typing import Iterator, Optional
 
 from mmengine.logging import print_log
@@ -58,6 +59,23 @@ class ArchBackbone(BaseModule):
     :meth:`_frozen_modules`.
     """
     arch_zoo: dict = {}
+
+    def __init__(self, init_cfg: Optional[dict] = None, pretrained: Optional[str] = None):
+        """``pretrained``: as mmseg's own backbones take it (its ``EncoderDecoder`` passes the
+        config's ``model.pretrained`` down): a deprecated alias of
+        ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``, with a warning."""
+        if pretrained is not None:
+            if not isinstance(pretrained, str):
+                raise TypeError(f'pretrained must be a checkpoint path or URL (str) or None, '
+                                f'got {type(pretrained).__name__}')
+            if init_cfg is not None:
+                raise ValueError(f'{type(self).__name__}: give pretrained={pretrained!r} or '
+                                 f'init_cfg={init_cfg!r}, not both')
+            warnings.warn(f'{type(self).__name__}: pretrained is deprecated, use '
+                          f"init_cfg=dict(type='Pretrained', checkpoint={pretrained!r})",
+                          FutureWarning, stacklevel=3)
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        super().__init__(init_cfg=init_cfg)
 
     @classmethod
     def _parse_arch(cls, arch) -> dict:

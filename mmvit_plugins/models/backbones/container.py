@@ -153,6 +153,9 @@ class Container(ArchBackbone):
         with_cp (bool): gradient checkpointing per block. Defaults to False.
         init_cfg (dict, optional): mmengine init config. Defaults to None: convs at PyTorch's
             default, BN (1, 0), LayerNorm (1, 0), ``sa_weight`` 0, as the original.
+        pretrained (str, optional): deprecated alias of ``init_cfg=dict(type='Pretrained',
+            checkpoint=pretrained)`` (a warning), for mmseg configs' ``model.pretrained``;
+            an error together with ``init_cfg``. Defaults to None.
 
     Returns (forward): tuple of ``[B, C_i, ceil(H / s_i), ceil(W / s_i)]`` for ``i`` in
     ``out_indices``, ``s_i = 4 * 2**i``, contiguous NCHW.
@@ -176,8 +179,9 @@ class Container(ArchBackbone):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
+                 init_cfg: Optional[dict] = None,
+                 pretrained: Optional[str] = None):
+        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
         arch = self._parse_arch(arch)
         self._set_stage_args(out_indices, frozen_stages, norm_eval, drop_path_rate)
         out_indices = self.out_indices

@@ -346,6 +346,9 @@ class HRViT(ArchBackbone):
         init_cfg (dict, optional): mmengine init config. Defaults to None (truncated normal
             std 0.02 for Linear weights, LayerNorm (1, 0); the attention BN stays zero). A
             ``Pretrained`` entry whose checkpoint is None means the same, with a warning.
+        pretrained (str, optional): deprecated alias of ``init_cfg=dict(type='Pretrained',
+            checkpoint=pretrained)`` (a warning), for mmseg configs' ``model.pretrained``;
+            an error together with ``init_cfg``. Defaults to None.
 
     Returns (forward): tuple of ``[B, C_i, ceil(H / s_i), ceil(W / s_i)]`` for ``i`` in
     ``out_indices``, ``s_i = 4 * 2**i``.
@@ -373,8 +376,9 @@ class HRViT(ArchBackbone):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
+                 init_cfg: Optional[dict] = None,
+                 pretrained: Optional[str] = None):
+        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
         arch = self._parse_arch(arch)
         self.channels = tuple(arch['channels'])
         depths = [tuple(d) for d in arch['depths']]

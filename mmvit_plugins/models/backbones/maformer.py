@@ -393,6 +393,9 @@ class MAFormer(ArchBackbone):
         with_cp (bool): gradient checkpointing per block. Defaults to False.
         init_cfg (dict, optional): mmengine init config. Defaults to None (truncated normal
             Linear weights, std 0.02).
+        pretrained (str, optional): deprecated alias of ``init_cfg=dict(type='Pretrained',
+            checkpoint=pretrained)`` (a warning), for mmseg configs' ``model.pretrained``;
+            an error together with ``init_cfg``. Defaults to None.
 
     Returns (forward): tuple of ``[B, C_i, ceil(H / s_i), ceil(W / s_i)]`` (contiguous NCHW,
     after the LayerNorm ``norm{i}``) for ``i`` in ``out_indices``, ``C_i = embed_dims * 2**i``,
@@ -424,8 +427,9 @@ class MAFormer(ArchBackbone):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
+                 init_cfg: Optional[dict] = None,
+                 pretrained: Optional[str] = None):
+        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
         arch = self._parse_arch(arch)
         self._set_stage_args(out_indices, frozen_stages, norm_eval, drop_path_rate)
         gld_grid = self._check_choices(window_size, local_attn, fusion, pos, gld_ratio,
