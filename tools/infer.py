@@ -85,26 +85,32 @@ def check_args(args) -> None:
 
 
 def check_weights(model, weights: str) -> None:
-    """A checkpoint for another model loads "successfully" with ``strict=False`` (only a
-    logged warning); here it is an error: every weight of the checkpoint's state dict must
-    fit the model, and the model must get most of its weights from it."""
+    """A checkpoint of another model loads "successfully" with ``strict=False`` (a logged
+    warning, then random weights or a crash at inference); here it is an error: the checkpoint's
+    state dict must hold exactly the model's weights, with the model's shapes."""
     import torch
     ckpt = torch.load(weights, map_location='cpu', weights_only=True)
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not state:
         raise ValueError(f'{weights} holds no state dict')
     own = model.state_dict()
-    wrong = [k for k, v in state.items()
-             if k in own and getattr(v, 'shape', None) != own[k].shape]
-    loaded = [k for k in state if k in own]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in state if k in own and getattr(state[k], 'shape', None) != own[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} of the model's {len(own)} weights are not in it "
+                        f'(e.g. {missing[0]})')
+    if unexpected:
+        problems.append(f'{len(unexpected)} of its weights are not in the model '
+                        f'(e.g. {unexpected[0]})')
     if wrong:
         k = wrong[0]
-        raise ValueError(f'{weights} does not fit the config: {len(wrong)} weights have other '
-                         f'shapes, e.g. {k} {tuple(state[k].shape)} in the checkpoint, '
-                         f'{tuple(own[k].shape)} in the model')
-    if len(loaded) < 0.5 * len(own):
-        raise ValueError(f'{weights} does not fit the config: it gives {len(loaded)} of the '
-                         f"model's {len(own)} weights")
+        problems.append(f'{len(wrong)} weights have other shapes (e.g. {k} '
+                        f'{tuple(state[k].shape)} in the checkpoint, {tuple(own[k].shape)} in '
+                        'the model)')
+    if problems:
+        raise ValueError(f'{weights} does not fit the config: ' + '; '.join(problems))
 
 
 def build_inferencer(scope: str, config: str, weights, device: str):
