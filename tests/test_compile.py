@@ -16,7 +16,10 @@ from mmvit_plugins import ops
 from mmvit_plugins.registry import MODELS
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-needs_ext = pytest.mark.skipif(not ops.HAS_EXT, reason='needs the compiled extension')
+needs_ext = pytest.mark.skipif(
+    not ops.HAS_EXT,
+    reason='the compiled extension is not built (make install builds it); these tests check '
+    'its ops under torch.compile')
 LAYOUTS = ('contiguous', 'channels_last', 'strided')
 
 

@@ -16,9 +16,6 @@ from mmengine.registry import DefaultScope
 
 from mmvit_plugins.registry import MODELS
 
-pytest.importorskip('mmdet')
-pytest.importorskip('mmseg')
-
 # Tiny architectures (as in each family's tests) and the output channels of their 4 stages.
 FAMILIES = {
     'HRViT': (dict(channels=(16, 32, 32, 64), head_dims=16, mlp_ratios=(2, 2, 2, 2),

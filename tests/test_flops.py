@@ -21,7 +21,10 @@ from mmvit_plugins.utils import FLOP_HANDLES, count_flops, countable_ops, flop_h
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SCRIPT = osp.join(ROOT, 'tools', 'analysis', 'get_flops.py')
-needs_ext = pytest.mark.skipif(not HAS_EXT, reason='compiled extension not built')
+needs_ext = pytest.mark.skipif(
+    not HAS_EXT,
+    reason='the compiled extension is not built (make install builds it); these tests count '
+    'its ops')
 
 
 class Fn(torch.nn.Module):

@@ -19,9 +19,11 @@ import sys
 import pytest
 import torch
 
-ort = pytest.importorskip('onnxruntime')
-onnx = pytest.importorskip('onnx')
-pytest.importorskip('onnxscript')
+_DEPLOY = dict(reason='the ONNX requirements are not installed (requirements/deploy.txt; '
+               'make install installs them)')
+ort = pytest.importorskip('onnxruntime', **_DEPLOY)
+onnx = pytest.importorskip('onnx', **_DEPLOY)
+pytest.importorskip('onnxscript', **_DEPLOY)
 
 from mmvit_plugins import ops  # noqa: E402
 from mmvit_plugins.models.backbones import (  # noqa: E402

@@ -150,25 +150,18 @@ def _defined_flags(tool: str) -> set:
 
 
 def test_train_and_test_flags_exist(commands):
-    """Flags passed to tools/train.py and tools/test.py (also via tools/dist_*.sh) exist there.
-
-    ``--tta`` of tools/test.py is checked once tools/test.py defines it (issue 15 adds it).
-    """
+    """Flags passed to tools/train.py and tools/test.py (also via tools/dist_*.sh) exist there
+    (``--tta`` included)."""
     defined = {'train': _defined_flags('train.py'), 'test': _defined_flags('test.py')}
-    unknown, tta_used = [], False
+    unknown = []
     for script, args in commands:
         kind = 'train' if 'train' in script else 'test' if 'test' in script else None
         if kind is None:
             continue
         for flag in (a.split('=')[0] for a in args if a.startswith('--')):
-            if kind == 'test' and flag == '--tta' and flag not in defined['test']:
-                tta_used = True
-                continue
             if flag not in defined[kind]:
                 unknown.append(f'{script} {flag}')
     assert not unknown, f'docs/reproduce.md passes flags the tools do not define: {unknown}'
-    if tta_used:
-        pytest.skip('tools/test.py does not define --tta yet; the page uses it')
 
 
 def test_test_commands_name_a_config_and_its_checkpoint(commands):
