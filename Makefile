@@ -11,13 +11,14 @@ export VENV
 
 PYTEST_ARGS ?=
 
-.PHONY: install test demo benchmark clean help
+.PHONY: install test demo benchmark sanitize clean help
 
 help:
 	@echo "make install    install the pinned OpenMMLab stack and build our ops (idempotent)"
 	@echo "make test       make install, then the whole test suite"
 	@echo "make demo       the main job on bundled demo data"
 	@echo "make benchmark  compiled ops vs their PyTorch references (table + JSON)"
+	@echo "make sanitize   the op and fuzz tests on an ASan/UBSan build of the ops (build/asan)"
 
 install:
 	bash tools/install_env.sh
@@ -33,6 +34,11 @@ demo: install
 
 benchmark: install
 	$(PY) tools/analysis/benchmark_ops.py
+
+# Our CPU kernels built with -fsanitize=address,undefined into build/asan/ (the installed build is
+# untouched), and the op tests plus their hypothesis fuzzing run on it; any report fails.
+sanitize: install
+	$(PY) tools/build_sanitized_ext.py -- $(PY) -m pytest tests/test_ops_na.py tests/test_ops_elsa.py tests/test_fuzz_ops.py -q -p no:cacheprovider --capture=sys
 
 clean:
 	rm -rf build mmvit_plugins/_ext*.so *.egg-info .pytest_cache

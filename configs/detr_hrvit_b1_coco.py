@@ -13,3 +13,7 @@ model = dict(
         out_indices=(3, ),
         init_cfg=dict(type='Pretrained', checkpoint=None, prefix='backbone.')),
     neck=dict(in_channels=[256]))
+# DETR reads branch 4 only: the last modules of branches 1-3 (165 parameters at b1) get no
+# gradient, which DistributedDataParallel refuses at the second iteration unless told to look
+# for unused parameters.
+find_unused_parameters = True

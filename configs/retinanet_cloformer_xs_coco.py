@@ -22,3 +22,7 @@ optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05))
+# The FPN starts at stride 8 (start_level=1), so the stride-4 output norm (backbone.norm0) gets
+# no gradient, which DistributedDataParallel refuses at the second iteration unless told to look
+# for unused parameters.
+find_unused_parameters = True

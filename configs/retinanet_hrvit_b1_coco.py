@@ -26,3 +26,7 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.))
+# RetinaNet's FPN starts at stride 8 (start_level=1): the last modules of HRViT's stride-4 branch
+# (44 parameters at b1) get no gradient, which DistributedDataParallel refuses at the second
+# iteration unless told to look for unused parameters.
+find_unused_parameters = True

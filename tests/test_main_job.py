@@ -74,6 +74,7 @@ def test_demo_driver_end_to_end(demo_data, tmp_path):
         summary = json.load(f)
     assert set(summary['metrics']) == {'bbox_mAP', 'bbox_mAP_50', 'segm_mAP', 'segm_mAP_50'}
     assert all(0 <= v <= 1 for v in summary['metrics'].values())
+    assert summary['amp'] is None and summary['train_loss']['all_finite']
     assert osp.isfile(summary['checkpoint']) and summary['checkpoint'].endswith('epoch_1.pth')
     assert osp.isdir(summary['log_dir'])
     import mmcv

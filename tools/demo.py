@@ -15,7 +15,10 @@ Everything goes to the work dir (default ``work_dirs/demo``): the checkpoint, th
 Usage::
 
     python tools/demo.py [--work-dir DIR] [--config CONFIG] [--data-root data/demo]
-                         [--cfg-options KEY=VALUE ...] [--num-images 8]
+                         [--cfg-options KEY=VALUE ...] [--num-images 8] [--amp]
+
+``--amp`` trains with mixed precision as ``tools/train.py --amp`` does (bfloat16 autocast on a
+machine without CUDA). The run fails if any logged training loss is NaN or infinite.
 """
 import argparse
 import json
@@ -55,6 +58,8 @@ def parse_args(argv=None):
                         help='validation images drawn into predictions.png (default 8)')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='score threshold of the drawn predictions (default 0.3)')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision (bfloat16 autocast without CUDA), as train.py --amp')
     add_runner_args(parser, 'train_cfg.max_epochs=1')
     args = parse_runner_args(parser, argv)
     if args.launcher != 'none':
@@ -120,7 +125,8 @@ def main(argv=None):
         for split in ('val', 'test'):
             options[f'{split}_evaluator.ann_file'] = root + 'annotations/instances_val2017.json'
     try:
-        cfg = prepare_train_cfg(args.config, work_dir=args.work_dir, cfg_options=options)
+        cfg = prepare_train_cfg(args.config, work_dir=args.work_dir, cfg_options=options,
+                                amp=args.amp)
         check_data(cfg, ('train_dataloader', 'val_dataloader'))
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'demo.py: error: {e}')
@@ -136,6 +142,10 @@ def main(argv=None):
         for key in ('bbox_mAP', 'bbox_mAP_50', 'segm_mAP', 'segm_mAP_50')
         if f'val/coco/{key}' in hub.log_scalars
     }
+    losses = hub.get_scalar('train/loss').data[0] if 'train/loss' in hub.log_scalars else []
+    loss = dict(iterations=len(losses), first=round(float(losses[0]), 4) if len(losses) else None,
+                last=round(float(losses[-1]), 4) if len(losses) else None,
+                all_finite=bool(np.isfinite(losses).all()))
     png = draw_predictions(runner, args.num_images, args.score_thr,
                            osp.join(cfg.work_dir, 'predictions.png'))
     checkpoint = osp.join(cfg.work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
@@ -151,9 +161,11 @@ def main(argv=None):
                         preds=osp.join(out_dir, 'preds'))
     summary = dict(
         config=osp.relpath(args.config),
+        amp=cfg.optim_wrapper.get('type') if args.amp else None,
         wall_time_s=round(time.time() - t0, 1),
         train_and_eval_s=round(train_s, 1),
         metrics=metrics,
+        train_loss=loss,
         checkpoint=checkpoint if osp.isfile(checkpoint) else None,
         log_dir=osp.join(cfg.work_dir, runner.timestamp),
         predictions_png=png,
@@ -165,6 +177,8 @@ def main(argv=None):
         print(f'{key:>18}: {value}')
     if not metrics:
         sys.exit('demo.py: error: no COCO metrics were recorded')
+    if not loss['all_finite']:
+        sys.exit('demo.py: error: a training loss was NaN or infinite (see the log)')
 
 
 if __name__ == '__main__':

@@ -21,7 +21,9 @@ pipeline, class names and palette are the ones the config and checkpoint carry. 
 
 Without ``--weights`` the model keeps its initial weights (a warning says so). Checkpoints that
 ``tools/train.py`` wrote load with ``torch.load(weights_only=True)``: importing mmvit_plugins
-allow-lists mmengine's own classes and nothing else.
+allow-lists mmengine's own classes and nothing else. A ``--weights`` file that is missing, empty,
+not a checkpoint, truncated, or pickles anything else is refused in one line before the model
+is built.
 """
 import argparse
 import glob
@@ -74,8 +76,9 @@ def check_args(args) -> None:
         raise ValueError(f'--score-thr must be in [0, 1], got {args.score_thr}')
     if args.batch_size < 1:
         raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}')
-    if args.weights is not None and not osp.isfile(args.weights):
-        raise FileNotFoundError(f'checkpoint not found: {args.weights}')
+    if args.weights is not None:  # before anything is built: one line for a bad file
+        from mmvit_plugins.utils.checkpoint import check_checkpoint_file
+        check_checkpoint_file(args.weights)
     if args.device.startswith('cuda'):
         import torch
         if not torch.cuda.is_available():
@@ -88,8 +91,12 @@ def check_weights(model, weights: str) -> None:
     """A checkpoint of another model loads "successfully" with ``strict=False`` (a logged
     warning, then random weights or a crash at inference); here it is an error: the checkpoint's
     state dict must hold exactly the model's weights, with the model's shapes."""
-    import torch
-    ckpt = torch.load(weights, map_location='cpu', weights_only=True)
+    from mmvit_plugins.utils.checkpoint import is_local_checkpoint, load_checkpoint_file
+    if is_local_checkpoint(weights):
+        ckpt = load_checkpoint_file(weights, map_location='cpu')
+    else:  # a URL: mmengine downloads it (once, into its cache)
+        from mmengine.runner import CheckpointLoader
+        ckpt = CheckpointLoader.load_checkpoint(weights, map_location='cpu')
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not state:
         raise ValueError(f'{weights} holds no state dict')

@@ -57,7 +57,7 @@ import warnings
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 from mmvit_plugins.utils import (  # noqa: E402
-    add_runner_args, check_data, parse_runner_args, prepare_test_cfg, run)
+    CheckpointError, add_runner_args, check_data, parse_runner_args, prepare_test_cfg, run)
 
 
 def parse_args(argv=None):
@@ -108,7 +108,10 @@ def main(argv=None):
     except (FileNotFoundError, ValueError) as e:  # bad paths or arguments: one line
         sys.exit(f'test.py: error: {e}')
 
-    run(cfg, 'test')
+    try:
+        run(cfg, 'test')
+    except CheckpointError as e:  # a checkpoint the checks above could not see
+        sys.exit(f'test.py: error: {e}')
 
 
 if __name__ == '__main__':

@@ -17,7 +17,7 @@ import warnings
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 from mmvit_plugins.utils import (  # noqa: E402
-    add_runner_args, check_data, parse_runner_args, prepare_train_cfg, run)
+    CheckpointError, add_runner_args, check_data, parse_runner_args, prepare_train_cfg, run)
 
 
 def parse_args(argv=None):
@@ -62,7 +62,10 @@ def main(argv=None):
     except (FileNotFoundError, ValueError) as e:  # bad paths or arguments: one line
         sys.exit(f'train.py: error: {e}')
 
-    run(cfg, 'train')
+    try:
+        run(cfg, 'train')
+    except CheckpointError as e:  # from our backbones' init_weights (e.g. pretrained=PATH)
+        sys.exit(f'train.py: error: {e}')
 
 
 if __name__ == '__main__':

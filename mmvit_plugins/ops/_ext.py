@@ -4,8 +4,17 @@ The package always imports: when the extension is missing (not built, or built a
 another torch) ``HAS_EXT`` is False, one warning says why, and every op runs its pure-PyTorch
 reference instead. The ops live in ``torch.ops.mmvit_plugins``; this module also gives them
 fake (shape-only) kernels so that ``torch.compile`` can trace through them.
+
+``MMVIT_EXT_PATH=/path/to/_ext*.so`` loads another build of the extension instead of the in-place
+one (the sanitized build of ``tools/build_sanitized_ext.py``); if that file does not load, the
+import fails. ``EXT_PATH`` is the file that was loaded.
 """
+import ctypes
+import importlib.util
+import mmap
 import os
+import os.path as osp
+import sys
 import warnings
 from contextlib import contextmanager
 
@@ -13,21 +22,69 @@ import torch
 
 HAS_EXT = False
 WITH_CUDA = False  # whether the CUDA entry points were compiled in
+EXT_PATH = None  # the file the extension was loaded from
 ext_error = None
 
-try:
-    from mmvit_plugins import _ext  # noqa: F401  (loading it registers the ops)
+# MMVIT_EXT_PATH=/path/to/_ext*.so loads that build of the extension instead of the in-place
+# mmvit_plugins/_ext*.so, e.g. the sanitized build of tools/build_sanitized_ext.py. A path that
+# does not load is an ImportError, not a fallback to the references: that library was asked for.
+EXT_PATH_ENV = 'MMVIT_EXT_PATH'
+
+
+def _asan_runtime_loaded() -> bool:
+    return hasattr(ctypes.CDLL(None), '__asan_init')
+
+
+def _load_ext_from(path: str):
+    """Imports the extension file ``path`` as ``mmvit_plugins._ext``."""
+    where = f'{EXT_PATH_ENV}={path!r}'
+    if not osp.isfile(path):
+        raise ImportError(f'{where} is not a file; point it to a built mmvit_plugins extension '
+                          '(_ext*.so) or unset it to load the in-place build')
+    spec = importlib.util.spec_from_file_location('mmvit_plugins._ext', path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f'{where} is not a Python extension module (a file named _ext*.so)')
+    try:  # the sanitizer runtime is among the library's dependencies (near its start)
+        with open(path, 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            sanitized = data.find(b'libasan.so') >= 0
+    except (OSError, ValueError):  # ValueError: an empty file (which then fails to load)
+        sanitized = False
+    if sanitized and not _asan_runtime_loaded():
+        # Loading it anyway would end the process ("ASan runtime does not come first").
+        raise ImportError(f'{where} is built with AddressSanitizer, whose runtime must be '
+                          'loaded before Python starts: run with '
+                          'LD_PRELOAD=$(gcc -print-file-name=libasan.so), as '
+                          'tools/build_sanitized_ext.py does')
+    try:
+        module = importlib.util.module_from_spec(spec)  # dlopens the file
+        spec.loader.exec_module(module)
+    except (ImportError, OSError) as e:
+        raise ImportError(f'{where} did not load: {type(e).__name__}: {e}') from e
+    sys.modules['mmvit_plugins._ext'] = module
+    setattr(sys.modules['mmvit_plugins'], '_ext', module)
+    return module
+
+
+if os.environ.get(EXT_PATH_ENV):
+    _ext = _load_ext_from(os.environ[EXT_PATH_ENV])
     HAS_EXT = True
     WITH_CUDA = bool(_ext.with_cuda())
-except (ImportError, OSError) as e:  # OSError: undefined symbols against another torch
-    ext_error = e
-    warnings.warn(
-        'mmvit_plugins: the compiled ops (mmvit_plugins._ext) did not load, so ELSA aggregation '
-        'and neighbourhood attention run their slower pure-PyTorch references. Build them with '
-        '`make install` or `pip install -v -e . --no-build-isolation`. '
-        f'Cause: {type(e).__name__}: {e}',
-        RuntimeWarning,
-        stacklevel=2)
+    EXT_PATH = osp.abspath(_ext.__file__)
+else:
+    try:
+        from mmvit_plugins import _ext  # noqa: F401  (loading it registers the ops)
+        HAS_EXT = True
+        WITH_CUDA = bool(_ext.with_cuda())
+        EXT_PATH = osp.abspath(_ext.__file__)
+    except (ImportError, OSError) as e:  # OSError: undefined symbols against another torch
+        ext_error = e
+        warnings.warn(
+            'mmvit_plugins: the compiled ops (mmvit_plugins._ext) did not load, so ELSA '
+            'aggregation and neighbourhood attention run their slower pure-PyTorch references. '
+            'Build them with `make install` or `pip install -v -e . --no-build-isolation`. '
+            f'Cause: {type(e).__name__}: {e}',
+            RuntimeWarning,
+            stacklevel=2)
 
 # The device types with compiled kernels (both op families).
 _KERNEL_DEVICES = (('cpu', 'cuda') if WITH_CUDA else ('cpu', )) if HAS_EXT else ()

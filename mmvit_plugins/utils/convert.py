@@ -1,9 +1,11 @@
 """The command line shared by ``tools/model_converters/*2mmvit.py``.
 
 Each converter script is its docstring plus one call of :func:`converter_main` with the model
-family's ``convert_*`` function. SRC is read with ``torch.load(weights_only=True)``: nothing in
-it can run code; only ``argparse.Namespace`` (the ``args`` the original training scripts store)
-is allowed beyond tensors and containers. DST holds plain tensors only.
+family's ``convert_*`` function. SRC is read with ``torch.load(weights_only=True)``
+(:func:`~mmvit_plugins.utils.checkpoint.load_checkpoint_file`): nothing in it can run code; only
+``argparse.Namespace`` (the ``args`` the original training scripts store) is allowed beyond
+tensors and containers, and a file that is not a checkpoint, is truncated or pickles anything
+else ends in one line ``<script>: error: ...``. DST holds plain tensors only.
 """
 import argparse
 import os.path as osp
@@ -35,10 +37,15 @@ def converter_main(convert: Callable[[dict], dict],
         parser.add_argument('--ema', action='store_true',
                             help=f"take the checkpoint's EMA weights ({ema_key})")
     args = parser.parse_args(argv)
-    if not osp.isfile(args.src):
+    if not osp.exists(osp.expanduser(args.src)):
         sys.exit(f'{prog}: error: checkpoint not found: {args.src}')
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
+    # imported here: this module also loads on its own, without the package
+    from mmvit_plugins.utils.checkpoint import CheckpointError, load_checkpoint_file
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            checkpoint = load_checkpoint_file(args.src, map_location='cpu')
+    except (FileNotFoundError, CheckpointError) as e:  # a directory, not a checkpoint, ...
+        sys.exit(f'{prog}: error: {e}')
     if not isinstance(checkpoint, dict):
         sys.exit(f'{prog}: error: {args.src} holds a {type(checkpoint).__name__}, not a '
                  'checkpoint dict')

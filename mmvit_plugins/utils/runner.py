@@ -50,9 +50,12 @@ from mmengine.registry import METRICS, MODEL_WRAPPERS, OPTIM_WRAPPERS, RUNNERS
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
+from .amp import allow_bfloat16_in_mmcv_ops
+
 __all__ = [
     'CPUBF16AmpOptimWrapper', 'CPUDistributedDataParallel', 'DumpSegResults',
-    'add_runner_args', 'allow_mmengine_checkpoints', 'build_config_model', 'build_runner',
+    'ResumeRNGStateHook', 'add_runner_args', 'allow_mmengine_checkpoints', 'build_config_model',
+    'build_runner',
     'init_cpu_dist', 'load_config', 'parse_runner_args', 'prepare_test_cfg', 'prepare_train_cfg',
     'resolve_config_path', 'run'
 ]
@@ -148,9 +151,16 @@ class CPUBF16AmpOptimWrapper(OptimWrapper):
     range, so no loss scaling is needed: backward and the optimizer step are those of
     :class:`mmengine.optim.OptimWrapper`.
 
+    mmcv's CPU kernels take no bfloat16: building this wrapper makes them compute bfloat16
+    arguments in float32 (:func:`~mmvit_plugins.utils.amp.allow_bfloat16_in_mmcv_ops`).
+
     Args:
         **kwargs: Passed to :class:`mmengine.optim.OptimWrapper`.
     """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        allow_bfloat16_in_mmcv_ops()
 
     @contextmanager
     def optim_context(self, model: torch.nn.Module):
@@ -298,11 +308,6 @@ def _setup_amp(cfg: Config) -> None:
 # ----------------------------------------------------------------------------------------------
 # Configs
 # ----------------------------------------------------------------------------------------------
-def _is_local_path(path: str) -> bool:
-    """Whether ``path`` names a local file (not a URL)."""
-    return '://' not in path
-
-
 def resolve_config_path(config: str) -> str:
     """Turn a config name into a file path.
 
@@ -389,10 +394,48 @@ def _set_work_dir(cfg: Config, config: Union[str, Config], work_dir: Optional[st
         cfg.work_dir = osp.join('./work_dirs', name)
 
 
-def _check_checkpoint(path: str) -> None:
-    """Raise a one-line error for a local checkpoint path that does not exist."""
-    if _is_local_path(path) and not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint not found: {path}')
+def _check_checkpoint(path: str, what: Optional[str] = None) -> None:
+    """Raise a one-line error for a local checkpoint that will not load (URLs pass unchecked).
+
+    Probes the file with :func:`~mmvit_plugins.utils.checkpoint.check_checkpoint_file`
+    (``weights_only``, tensors memory-mapped), before the Runner is built.
+
+    Args:
+        path (str): The checkpoint path or URL.
+        what (str, optional): Where the path comes from (``'--resume'``, ``'load_from'``, a
+            config key), put in front of the message. Defaults to None.
+
+    Raises:
+        FileNotFoundError: ``checkpoint not found: PATH``.
+        CheckpointError: A ``ValueError``: a directory, an empty file, not a checkpoint,
+            truncated, or it pickles something ``weights_only`` refuses (named).
+    """
+    from .checkpoint import check_checkpoint_file
+    try:
+        check_checkpoint_file(path)
+    except (FileNotFoundError, ValueError) as e:
+        if what is None:
+            raise
+        raise type(e)(f'{what}: {e}') from None
+
+
+def _pretrained_checkpoints(node, key: str = 'model') -> list:
+    """``(config key, checkpoint)`` of every ``Pretrained`` init config in a (nested) config.
+
+    Finds ``init_cfg=dict(type='Pretrained', checkpoint=...)`` at any depth, also inside lists
+    of init configs; entries whose checkpoint is None (a placeholder) are left out.
+    """
+    found = []
+    if isinstance(node, dict):
+        checkpoint = node.get('checkpoint')
+        if _type_name(node) == 'Pretrained' and isinstance(checkpoint, str):
+            found.append((f'{key}.checkpoint', checkpoint))
+        for name, value in node.items():
+            found += _pretrained_checkpoints(value, f'{key}.{name}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            found += _pretrained_checkpoints(value, f'{key}[{i}]')
+    return found
 
 
 def prepare_train_cfg(config: Union[str, Config],
@@ -424,7 +467,11 @@ def prepare_train_cfg(config: Union[str, Config],
         Config: The config to build the Runner from.
 
     Raises:
-        FileNotFoundError: If the config, or the checkpoint to resume from, does not exist.
+        FileNotFoundError: If the config, or a local checkpoint (to resume from, ``load_from``,
+            or of a ``Pretrained`` init config in ``cfg.model``), does not exist.
+        CheckpointError: A ``ValueError``, if one of those checkpoints is a directory, empty,
+            not a PyTorch checkpoint, truncated, or pickles what ``weights_only`` refuses. They
+            are probed here, before anything is built; URLs are left to mmengine.
     """
     cfg = load_config(config, cfg_options)
     _set_work_dir(cfg, config, work_dir)
@@ -441,9 +488,15 @@ def prepare_train_cfg(config: Union[str, Config],
         cfg.resume = True
         cfg.load_from = None
     elif resume is not None:
-        _check_checkpoint(resume)
+        _check_checkpoint(resume, '--resume')
         cfg.resume = True
         cfg.load_from = resume
+    else:
+        load_from = cfg.get('load_from')
+        if isinstance(load_from, str):
+            _check_checkpoint(load_from, 'load_from')
+    for key, checkpoint in _pretrained_checkpoints(cfg.get('model')):
+        _check_checkpoint(checkpoint, key)
     return cfg
 
 
@@ -769,13 +822,14 @@ def prepare_test_cfg(config: Union[str, Config],
         Config: The config to build the Runner from.
 
     Raises:
-        FileNotFoundError: If the config or the checkpoint does not exist.
+        FileNotFoundError: If the config or the (local) checkpoint does not exist.
+        CheckpointError: A ``ValueError``, if the checkpoint is a directory, empty, not a
+            PyTorch checkpoint, truncated, or pickles what ``weights_only`` refuses.
         ValueError: For an ``out`` with another suffix, ``tta`` on a config without TTA
             settings (mmseg) or on an mmdet model with masks, and ``format_only`` without an
             output path.
     """
     cfg = load_config(config, cfg_options)
-    _check_checkpoint(checkpoint)
     _set_work_dir(cfg, config, work_dir)
     _setup_launcher(cfg, launcher)
     cfg.load_from = checkpoint
@@ -791,11 +845,15 @@ def prepare_test_cfg(config: Union[str, Config],
     _setup_format_only(cfg)  # after _setup_tta: also strips the TTA pipeline
     if dump is not None:
         _add_metric(cfg, dump)
+    _check_checkpoint(checkpoint)  # last: the arguments are checked before the file is read
     return cfg
 
 
 def build_runner(cfg: Config) -> Runner:
     """Build the Runner: ``cfg.runner_type`` from the registry if set, else mmengine's.
+
+    Registers :class:`ResumeRNGStateHook` (an exact ``--resume``) for every run, and
+    :class:`PlainParamGroupsHook` when ``cfg.compile`` is set.
 
     Args:
         cfg (Config): A prepared config.
@@ -804,6 +862,7 @@ def build_runner(cfg: Config) -> Runner:
         Runner: The runner.
     """
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    runner.register_hook(ResumeRNGStateHook(), priority='VERY_HIGH')
     if cfg.get('compile'):
         runner.register_hook(PlainParamGroupsHook(), priority='VERY_HIGH')
     return runner
@@ -828,6 +887,145 @@ class PlainParamGroupsHook(Hook):
         for wrapper in wrappers:
             groups = wrapper.optimizer.param_groups
             groups[:] = [dict(g) for g in groups]
+
+
+class _RestoreAfterSkip:
+    """The iterator of an ``IterBasedTrainLoop`` that calls ``restore`` after ``skip`` batches.
+
+    On resume, the loop first reads the ``skip`` batches the checkpoint has already trained
+    (replaying the sampler and the data-loader workers) and then the next one; ``restore`` runs
+    in between, where the uninterrupted run saved the checkpoint.
+    """
+
+    def __init__(self, iterator, skip: int, restore):
+        self.iterator = iterator
+        self._left = skip
+        self._restore = restore
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self.iterator)
+        self._left -= 1
+        if self._left == 0:
+            self._restore()
+        return batch
+
+
+class ResumeRNGStateHook(Hook):
+    """Makes ``--resume`` continue the random number streams of an uninterrupted run.
+
+    mmengine's resume restores the model, the optimiser, the parameter schedulers, the message
+    hub and the seed, and its ``IterBasedTrainLoop`` reads the already trained batches again
+    (which replays the sampler and the augmentations of the data-loader workers). The global
+    generators of the training process (torch's CPU and CUDA ones, numpy's, Python's
+    ``random``) start again from the seed, though: dropout masks, mmdet's box samplers and,
+    with ``num_workers=0``, the augmentations differ after a resume from those of a run that
+    was not interrupted.
+
+    This hook saves those states in every checkpoint, as ``checkpoint['rng_state']`` (tensors,
+    numbers, strings and tuples: ``torch.load(weights_only=True)`` reads them without
+    allow-list entries), and restores them when a run resumes from it, at the point of the loop
+    where they were saved: in an ``IterBasedTrainLoop`` after the skipped batches and before the
+    next one, in an epoch-based loop at the start of the resumed epoch. A validation runs between a
+    save and a restore of the training states, so the training streams do not depend on when
+    it runs (a resumed run does not repeat the validation at its checkpoint's iteration).
+    ``load_from`` (training from a checkpoint's weights) restores nothing.
+
+    Not restored: multi-process runs (mmengine writes the checkpoint on rank 0 only, and the
+    other ranks' states differ), with a warning. mmengine's ``EpochBasedTrainLoop`` resumed
+    from a checkpoint in the middle of an epoch trains that epoch again from its first batch;
+    the hook warns about it. :func:`build_runner` registers the hook for every run.
+    """
+
+    def __init__(self) -> None:
+        self._loaded = None  # (iteration, states) of the checkpoint loaded last
+        self._at_epoch_start = None  # states to restore at the start of the resumed epoch
+        self._training_states = None  # the training states while a validation runs
+
+    @staticmethod
+    def get_states() -> dict:
+        """The states of torch's, numpy's and Python's global generators, as plain objects."""
+        import random
+
+        import numpy as np
+        name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+        states = dict(
+            torch=torch.get_rng_state(),
+            numpy=(str(name), torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                   float(cached_gaussian)),
+            random=random.getstate())
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            states['cuda'] = torch.cuda.get_rng_state_all()
+        return states
+
+    @staticmethod
+    def set_states(states: dict) -> None:
+        """Restore what :meth:`get_states` returned."""
+        import random
+
+        import numpy as np
+        torch.set_rng_state(states['torch'].cpu())
+        name, keys, pos, has_gauss, cached_gaussian = states['numpy']
+        np.random.set_state(
+            (name, keys.cpu().numpy().astype(np.uint32), pos, has_gauss, cached_gaussian))
+        random.setstate(states['random'])
+        cuda = states.get('cuda')
+        if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([state.cpu() for state in cuda])
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        states = self._training_states or self.get_states()  # a best checkpoint: before val
+        checkpoint['rng_state'] = dict(states, world_size=runner.world_size)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        states = checkpoint.get('rng_state')
+        iteration = (checkpoint.get('meta') or {}).get('iter')
+        self._loaded = (iteration, states) if isinstance(states, dict) else None
+
+    def before_train(self, runner) -> None:
+        loaded, self._loaded = self._loaded, None
+        if loaded is None or runner.iter == 0 or loaded[0] != runner.iter:
+            return  # a fresh run, load_from, or a checkpoint of an older version
+        states = loaded[1]
+        if runner.world_size != 1 or states.get('world_size', 1) != 1:
+            print_log('Resume: the random number states of the checkpoint are not restored in '
+                      'a multi-process run (mmengine saves rank 0 only); training continues '
+                      'from the seed', logger='current', level=logging.WARNING)
+            return
+        loop = runner.train_loop
+        if getattr(loop, 'dataloader_iterator', None) is not None:  # IterBasedTrainLoop
+            loop.dataloader_iterator = _RestoreAfterSkip(
+                loop.dataloader_iterator, runner.iter, lambda: self.set_states(states))
+            return
+        self._at_epoch_start = states
+        done = runner.iter - runner.epoch * len(loop.dataloader)  # of the resumed epoch
+        if done:
+            print_log(f'Resume: iteration {runner.iter} is {done} iterations into epoch '
+                      f'{runner.epoch + 1}, and mmengine trains that epoch again from its first '
+                      f'batch ({done} iterations more than a run without the resume); save '
+                      'checkpoints at the ends of epochs (checkpoint by_epoch=True) to resume '
+                      'exactly', logger='current', level=logging.WARNING)
+
+    def before_train_epoch(self, runner) -> None:
+        if self._at_epoch_start is not None:
+            self.set_states(self._at_epoch_start)
+            self._at_epoch_start = None
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        loop = runner.train_loop
+        iterator = getattr(loop, 'dataloader_iterator', None)
+        if isinstance(iterator, _RestoreAfterSkip):
+            loop.dataloader_iterator = iterator.iterator
+
+    def before_val(self, runner) -> None:
+        self._training_states = self.get_states()
+
+    def after_val(self, runner) -> None:
+        if self._training_states is not None:
+            self.set_states(self._training_states)
+            self._training_states = None
 
 
 def run(cfg: Config, mode: str) -> None:

@@ -7,6 +7,7 @@ from typing import Iterator, Optional
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import constant_init, trunc_normal_init
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -25,8 +26,9 @@ def conv_map_attention(q: Tensor, k: Tensor, v: Tensor, num_heads: int,
     """
     B, C, H, W = q.shape
 
-    def heads(t):  # [B, h*d, H, W] -> [B, h, HW, d]
-        return t.reshape(B, num_heads, C // num_heads, -1).transpose(-2, -1).contiguous()
+    def heads(t):  # [B, h*d, H, W] -> [B, h, HW, d]; no -1: B may be 0
+        L = t.shape[-2] * t.shape[-1]
+        return t.reshape(B, num_heads, C // num_heads, L).transpose(-2, -1).contiguous()
 
     out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), scale=scale)
     return out.transpose(-2, -1).reshape(B, C, H, W)
@@ -42,8 +44,8 @@ def token_attention(q: Tensor, k: Tensor, v: Tensor, num_heads: int,
     """
     B, N, C = q.shape
 
-    def heads(t):  # [B, L, h*d] -> [B, h, L, d]
-        return t.reshape(B, -1, num_heads, C // num_heads).transpose(1, 2).contiguous()
+    def heads(t):  # [B, L, h*d] -> [B, h, L, d]; no -1: B may be 0
+        return t.reshape(B, t.shape[1], num_heads, C // num_heads).transpose(1, 2).contiguous()
 
     out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), dropout_p=dropout_p,
                                          scale=scale)
@@ -55,10 +57,12 @@ class ArchBackbone(BaseModule):
     ``init_cfg`` / ``frozen_stages`` / ``norm_eval`` behaviour.
 
     Subclasses set :attr:`arch_zoo` (name -> dict of the architecture's settings), set
-    ``self.frozen_stages`` and ``self.norm_eval``, and yield the modules to freeze from
-    :meth:`_frozen_modules`.
+    ``self.frozen_stages``, ``self.norm_eval`` and ``self.in_channels``, yield the modules to
+    freeze from :meth:`_frozen_modules`, and start ``forward`` with :meth:`_check_input`.
     """
     arch_zoo: dict = {}
+    in_channels: int = 3  # image channels; set per instance from the constructor argument
+    strides = (4, 8, 16, 32)  # output stride of each of the four levels
 
     def __init__(self, init_cfg: Optional[dict] = None, pretrained: Optional[str] = None):
         """``pretrained``: as mmseg's own backbones take it (its ``EncoderDecoder`` passes the
@@ -110,12 +114,32 @@ class ArchBackbone(BaseModule):
         """``init_cfg`` if given; else truncated normal (std 0.02) Linear weights with zero bias
         and LayerNorm (1, 0), the other layers as constructed. A ``Pretrained`` entry whose
         checkpoint is None (configs carry it so ``--cfg-options ...checkpoint=PATH`` can fill
-        it) means the same, with a warning."""
+        it) means the same, with a warning.
+
+        A local ``Pretrained`` checkpoint that fails to load (a directory, an empty or text
+        file, a truncated archive, or a pickle of something ``weights_only`` refuses) raises a
+        :class:`~mmvit_plugins.utils.checkpoint.CheckpointError` (``ValueError``) with a
+        one-line message, or ``FileNotFoundError`` for a missing file; nothing in it runs."""
         cfg = self.init_cfg
         placeholder = isinstance(cfg, dict) and cfg.get('type') == 'Pretrained' \
             and cfg.get('checkpoint') is None
         if cfg is not None and not placeholder:
-            return super().init_weights()
+            try:
+                return super().init_weights()
+            except Exception:
+                # say why in one line if a Pretrained checkpoint is the cause; else re-raise
+                from ...utils.checkpoint import CheckpointError, check_checkpoint_file
+                for entry in cfg if isinstance(cfg, (list, tuple)) else [cfg]:
+                    checkpoint = entry.get('checkpoint') if isinstance(entry, dict) \
+                        and entry.get('type') == 'Pretrained' else None
+                    if not isinstance(checkpoint, str):
+                        continue
+                    try:
+                        check_checkpoint_file(checkpoint)
+                    except (FileNotFoundError, CheckpointError) as e:
+                        raise type(e)(f'{type(self).__name__}: init_cfg Pretrained: {e}') \
+                            from None
+                raise
         if placeholder:
             print_log(f'{type(self).__name__}: init_cfg Pretrained has no checkpoint; '
                       'initialising from scratch', logger='current', level=logging.WARNING)
@@ -154,3 +178,51 @@ class ArchBackbone(BaseModule):
                 if isinstance(m, _BatchNorm):
                     m.eval()
         return self
+
+    def _check_input(self, x: Tensor) -> None:
+        """Checks that ``x`` is a floating-point image batch ``[B, in_channels, H, W]`` with
+        ``H, W >= 1`` (``B = 0`` is fine: the forward then returns empty maps).
+
+        Checks on ``dim()``, ``shape`` and ``dtype`` only, so ``torch.compile`` and the ONNX
+        export trace through them. Also refuses, with the reason, the one input that PyTorch's
+        BatchNorm cannot take in training mode: a single image whose stride-32 map is 1 x 1
+        (``H, W <= 32``) while a BatchNorm layer is training (one value per channel).
+
+        Raises:
+            TypeError: ``x`` is not a Tensor, not floating point (``uint8``, ``bool``, ...),
+                or (outside ``torch.autocast``) of another dtype than the weights.
+            ValueError: ``x`` is not 4-D, its channels are not ``in_channels``, ``H`` or ``W``
+                is 0, or the BatchNorm case above.
+        """
+        name, c = type(self).__name__, self.in_channels
+        if not isinstance(x, Tensor):
+            raise TypeError(f'{name}: expected an image batch tensor [B, {c}, H, W], got '
+                            f'{type(x).__name__}')
+        if x.dim() != 4 or x.shape[1] != c:
+            hint = ''
+            if x.dim() == 3 and x.shape[0] == c:
+                hint = '; for one image add the batch dimension: x[None]'
+            elif x.dim() == 4 and x.shape[3] == c:
+                hint = '; for channels-last [B, H, W, C] input use x.permute(0, 3, 1, 2)'
+            raise ValueError(f'{name}: expected an image batch [B, {c}, H, W] '
+                             f'(in_channels={c}), got shape {list(x.shape)}{hint}')
+        if not x.is_floating_point():
+            raise TypeError(f'{name}: expected a floating-point image tensor, got {x.dtype} '
+                            '(convert with x.float() and normalise)')
+        weight = next(self.parameters(), None)
+        if weight is not None and x.dtype != weight.dtype \
+                and not torch.is_autocast_enabled(x.device.type):
+            raise TypeError(f'{name}: the input is {x.dtype} but the weights are '
+                            f'{weight.dtype}; convert with x.to({weight.dtype}) (or the model '
+                            'with .to(dtype)), or run under torch.autocast')
+        B, _, H, W = x.shape
+        if H < 1 or W < 1:
+            raise ValueError(f'{name}: expected an image of at least 1 x 1 pixels, got shape '
+                             f'{list(x.shape)}')
+        s = self.strides[-1]
+        if self.training and B == 1 and H <= s and W <= s and any(
+                m.training for m in self.modules() if isinstance(m, _BatchNorm)):
+            raise ValueError(
+                f'{name}: in training mode BatchNorm needs more than one value per channel, '
+                f'but one {H} x {W} image gives a 1 x 1 map at stride {s}; train with a batch '
+                f'of 2 or more, or images larger than {s} x {s}, or set norm_eval=True')

@@ -233,6 +233,7 @@ class CloFormer(ArchBackbone):
                  init_cfg: Optional[dict] = None,
                  pretrained: Optional[str] = None):
         super().__init__(init_cfg=init_cfg, pretrained=pretrained)
+        self.in_channels = in_channels
         arch = self._parse_arch(arch)
         self._set_stage_args(out_indices, frozen_stages, norm_eval, drop_path_rate)
         dims = tuple(arch['embed_dims'])
@@ -272,6 +273,7 @@ class CloFormer(ArchBackbone):
         return self._stem_and_stages(self.patch_embed, self.layers)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        self._check_input(x)
         H, W = x.shape[-2:]
         x = F.pad(x, (0, (-W) % 32, 0, (-H) % 32))  # every stage divides by its pool window
         x = self.patch_embed(x)

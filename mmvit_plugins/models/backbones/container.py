@@ -182,6 +182,7 @@ class Container(ArchBackbone):
                  init_cfg: Optional[dict] = None,
                  pretrained: Optional[str] = None):
         super().__init__(init_cfg=init_cfg, pretrained=pretrained)
+        self.in_channels = in_channels
         arch = self._parse_arch(arch)
         self._set_stage_args(out_indices, frozen_stages, norm_eval, drop_path_rate)
         out_indices = self.out_indices
@@ -226,6 +227,7 @@ class Container(ArchBackbone):
                 yield getattr(self, f'out_norm{i}')
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        self._check_input(x)
         outs = []
         for i in range(4):
             x = getattr(self, f'patch_embed{i + 1}')(x)

@@ -392,6 +392,7 @@ class ELSASwin(ArchBackbone):
                  init_cfg: Optional[dict] = None,
                  pretrained: Optional[str] = None):
         super().__init__(init_cfg=init_cfg, pretrained=pretrained)
+        self.in_channels = in_channels
         arch = self._parse_arch(arch)
         self._set_stage_args(out_indices, frozen_stages, norm_eval, drop_path_rate)
         out_indices = self.out_indices
@@ -433,6 +434,7 @@ class ELSASwin(ArchBackbone):
         return self._stem_and_stages(self.patch_embed, self.layers)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        self._check_input(x)
         x = self.patch_embed(x)  # [B, H/4, W/4, C], channels last
         outs = []
         for i, layer in enumerate(self.layers):

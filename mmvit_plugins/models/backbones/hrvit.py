@@ -192,7 +192,7 @@ class MixCFN(BaseModule):
     def _inner_forward(self, x: Tensor, H: int, W: int) -> Tensor:
         B, N, _ = x.shape
         y = self.fc1(x)
-        y = self.conv(y.transpose(1, 2).reshape(B, -1, H, W)).flatten(2).transpose(1, 2)
+        y = self.conv(y.transpose(1, 2).reshape(B, y.shape[-1], H, W)).flatten(2).transpose(1, 2)
         return self.fc2(self.act(y))
 
     def forward(self, x: Tensor, H: int, W: int) -> Tensor:
@@ -316,7 +316,7 @@ class HRViTModuleBody(nn.Module):
                 t = block(t, H, W)
             # contiguous NCHW: the reshape of the transposed tokens is a channels-last view,
             # which convs propagate and raw-pointer ops (mmcv's RoIAlign on the CPU) misread
-            outs.append(norm(t).transpose(1, 2).reshape(B, -1, H, W).contiguous())
+            outs.append(norm(t).transpose(1, 2).reshape(B, t.shape[-1], H, W).contiguous())
         return outs
 
 
@@ -379,6 +379,7 @@ class HRViT(ArchBackbone):
                  init_cfg: Optional[dict] = None,
                  pretrained: Optional[str] = None):
         super().__init__(init_cfg=init_cfg, pretrained=pretrained)
+        self.in_channels = in_channels
         arch = self._parse_arch(arch)
         self.channels = tuple(arch['channels'])
         depths = [tuple(d) for d in arch['depths']]
@@ -431,6 +432,7 @@ class HRViT(ArchBackbone):
                 yield self.features[2 * m + 1]
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        self._check_input(x)
         H, W = x.shape[-2:]
         sizes = []
         for s in self.strides:  # ceil(H / s): what the stride-2 stem and strided convs give

@@ -430,6 +430,7 @@ class MAFormer(ArchBackbone):
                  init_cfg: Optional[dict] = None,
                  pretrained: Optional[str] = None):
         super().__init__(init_cfg=init_cfg, pretrained=pretrained)
+        self.in_channels = in_channels
         arch = self._parse_arch(arch)
         self._set_stage_args(out_indices, frozen_stages, norm_eval, drop_path_rate)
         gld_grid = self._check_choices(window_size, local_attn, fusion, pos, gld_ratio,
@@ -499,6 +500,7 @@ class MAFormer(ArchBackbone):
         return self._stem_and_stages(self.patch_embed, self.stages)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        self._check_input(x)
         x = self.patch_embed(x)  # [B, H/4, W/4, C]
         outs = []
         for i, stage in enumerate(self.stages):
