@@ -23,31 +23,8 @@ import torch
 from hypothesis import example, given, seed, settings
 from hypothesis import strategies as st
 
-from mmvit_plugins.models.backbones import HRViT, CloFormer, Container, ELSASwin, MAFormer
+from _tiny_backbones import TINY_BACKBONES as ARCHS
 
-# Tiny architectures (as in each family's tests); Container-Light and MAFormer with
-# neighbourhood attention take other code paths (no attention before stage 4; the compiled
-# na2d op with padding of maps smaller than the window).
-ARCHS = {
-    'hrvit': lambda: HRViT(dict(
-        channels=(16, 32, 32, 64), head_dims=16, mlp_ratios=(2, 2, 2, 2),
-        depths=((1, ), (1, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1, 1), (1, 1, 1, 1)))),
-    'elsa_swin': lambda: ELSASwin(dict(
-        embed_dims=16, depths=(1, 1, 2, 2), num_heads=(1, 2, 2, 4), group_width=4)),
-    'container': lambda: Container(dict(
-        embed_dims=(8, 16, 24, 32), depths=(1, 1, 2, 1), patch_sizes=(4, 2, 2, 2),
-        mlp_ratios=(2, 2, 2, 2), num_heads=4, mix_stages=(True, True, True, True))),
-    'container_light': lambda: Container(dict(
-        embed_dims=(8, 16, 24, 32), depths=(1, 1, 2, 1), patch_sizes=(4, 2, 2, 2),
-        mlp_ratios=(2, 2, 2, 2), num_heads=4, mix_stages=(False, False, False, True))),
-    'cloformer': lambda: CloFormer(dict(
-        embed_dims=(8, 16, 24, 32), num_heads=(2, 2, 3, 4), local_heads=(1, 1, 2, 1))),
-    'maformer': lambda: MAFormer(dict(embed_dims=8, depths=(1, 1, 1, 1),
-                                      num_heads=(2, 2, 2, 4)), gld_grid=((6, 6), (3, 3))),
-    'maformer_na': lambda: MAFormer(dict(embed_dims=8, depths=(1, 1, 1, 1),
-                                         num_heads=(2, 2, 2, 4)),
-                                    gld_grid=((6, 6), (3, 3)), local_attn='neighborhood'),
-}
 WITH_BN = {'hrvit', 'container', 'container_light', 'cloformer'}
 # generated cases per arch and mode (besides EDGES): about 0.05 s each on two idle CPU cores
 # (each new size costs oneDNN new conv kernels), several times that on a busy machine

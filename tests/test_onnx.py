@@ -25,9 +25,9 @@ ort = pytest.importorskip('onnxruntime', **_DEPLOY)
 onnx = pytest.importorskip('onnx', **_DEPLOY)
 pytest.importorskip('onnxscript', **_DEPLOY)
 
+from _tiny_backbones import TINY_BACKBONES  # noqa: E402
+
 from mmvit_plugins import ops  # noqa: E402
-from mmvit_plugins.models.backbones import (  # noqa: E402
-    HRViT, CloFormer, Container, ELSASwin, MAFormer)
 from mmvit_plugins.ops import _ext  # noqa: E402
 
 elsa_mod = importlib.import_module('mmvit_plugins.ops.elsa_aggregate')
@@ -48,28 +48,7 @@ TOL = 1e-4  # max |onnx - torch| / max |torch|, float32
 # {1,8,26,1,16}": the stride-8 map was even, so its width-2 stripes took no padding).
 SIZES = [(2, *p2o.DYNAMIC_TRACE_SHAPE), (1, *p2o.second_size(*p2o.DYNAMIC_TRACE_SHAPE))]
 
-# Tiny architectures (as in each family's tests).
-TINY = {
-    'hrvit': lambda: HRViT(dict(
-        channels=(16, 32, 32, 64), head_dims=16, mlp_ratios=(2, 2, 2, 2),
-        depths=((1, ), (1, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1, 1), (1, 1, 1, 1)))),
-    'elsa_swin': lambda: ELSASwin(dict(
-        embed_dims=16, depths=(1, 1, 2, 2), num_heads=(1, 2, 2, 4), group_width=4)),
-    # Container mixes attention into every stage, Container-Light only into stage 4
-    'container': lambda: Container(dict(
-        embed_dims=(8, 16, 24, 32), depths=(1, 1, 2, 1), patch_sizes=(4, 2, 2, 2),
-        mlp_ratios=(2, 2, 2, 2), num_heads=4, mix_stages=(True, True, True, True))),
-    'container_light': lambda: Container(dict(
-        embed_dims=(8, 16, 24, 32), depths=(1, 1, 2, 1), patch_sizes=(4, 2, 2, 2),
-        mlp_ratios=(2, 2, 2, 2), num_heads=4, mix_stages=(False, False, False, True))),
-    'cloformer': lambda: CloFormer(dict(
-        embed_dims=(8, 16, 24, 32), num_heads=(2, 2, 3, 4), local_heads=(1, 1, 2, 1))),
-    'maformer': lambda: MAFormer(dict(embed_dims=8, depths=(1, 1, 1, 1), num_heads=(2, 2, 2, 4)),
-                                 gld_grid=((6, 6), (3, 3))),
-    'maformer_na': lambda: MAFormer(dict(embed_dims=8, depths=(1, 1, 1, 1),
-                                         num_heads=(2, 2, 2, 4)),
-                                    gld_grid=((6, 6), (3, 3)), local_attn='neighborhood'),
-}
+TINY = TINY_BACKBONES  # tiny arches of every family (tests/_tiny_backbones.py)
 
 # The compiled entry points and the references of the ops each family uses.
 OP_PATHS = {
