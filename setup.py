@@ -38,8 +38,10 @@ def get_extensions():
     csrc = osp.join('mmvit_plugins', 'ops', 'csrc')
     sources = sorted(glob(osp.join(csrc, '*.cpp')) + glob(osp.join(csrc, 'cpu', '*.cpp')))
     # -fopenmp: at::parallel_for is an inline `#pragma omp parallel`, so without it the
-    # kernels would run on one thread.
-    extra_compile_args = {'cxx': ['-O3', '-fopenmp']}
+    # kernels would run on one thread. -ffp-contract=fast: a * b + c may become one FMA where the
+    # target has it (only the AVX2 builds of the loops, cpu/*_avx2.cpp; ISO C++ mode otherwise
+    # forbids it). The baseline build targets plain x86-64, so one build runs on any x86-64 CPU.
+    extra_compile_args = {'cxx': ['-O3', '-fopenmp', '-ffp-contract=fast']}
     define_macros = []
     extension = CppExtension
     with_cuda = os.getenv('FORCE_CUDA', '0') == '1' or torch.cuda.is_available()

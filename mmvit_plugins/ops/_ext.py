@@ -5,6 +5,10 @@ another torch) ``HAS_EXT`` is False, one warning says why, and every op runs its
 reference instead. The ops live in ``torch.ops.mmvit_plugins``; this module also gives them
 fake (shape-only) kernels so that ``torch.compile`` can trace through them.
 
+The CPU kernels are compiled twice, for baseline x86-64 and for AVX2 + FMA, and the build to run
+is chosen at import from the CPU's features (:func:`cpu_isa`); ``MMVIT_CPU_ISA=baseline|avx2``
+or :func:`set_cpu_isa` overrides the choice (tests use it to run both builds).
+
 ``MMVIT_EXT_PATH=/path/to/_ext*.so`` loads another build of the extension instead of the in-place
 one (the sanitized build of ``tools/build_sanitized_ext.py``); if that file does not load, the
 import fails. ``EXT_PATH`` is the file that was loaded.
@@ -85,6 +89,55 @@ else:
             f'Cause: {type(e).__name__}: {e}',
             RuntimeWarning,
             stacklevel=2)
+
+# The build of the CPU kernels (ISA) that runs: the best the CPU supports unless MMVIT_CPU_ISA
+# says otherwise. Read once here, so that a bad value fails the import with one clear line.
+CPU_ISA_ENV = 'MMVIT_CPU_ISA'
+if HAS_EXT:
+    try:
+        _ext.cpu_isa()
+    except ValueError as e:
+        raise ImportError(f'mmvit_plugins: {e}') from None
+
+
+def cpu_isa():
+    """The instruction set of the CPU kernels that run: ``'avx2'`` (AVX2 + FMA) or
+    ``'baseline'`` (any x86-64 CPU); None without the compiled extension."""
+    return _ext.cpu_isa() if HAS_EXT else None
+
+
+def available_cpu_isas() -> list:
+    """The CPU kernel builds this extension has and this CPU can run, baseline first."""
+    return list(_ext.available_cpu_isas()) if HAS_EXT else []
+
+
+def set_cpu_isa(isa: str) -> None:
+    """Runs the CPU kernels built for ``isa`` (``'baseline'`` or ``'avx2'``) from now on.
+
+    Raises:
+        TypeError: ``isa`` is not a str.
+        ValueError: an unknown name, or one this build or CPU cannot run.
+        RuntimeError: the compiled extension did not load.
+    """
+    if not isinstance(isa, str):
+        raise TypeError(f'isa must be a str (one of {available_cpu_isas()}), '
+                        f'got {type(isa).__name__}')
+    if not HAS_EXT:
+        raise RuntimeError('set_cpu_isa: the compiled ops (mmvit_plugins._ext) did not load, so '
+                           'there are no CPU kernels to choose from')
+    _ext.set_cpu_isa(isa)
+
+
+@contextmanager
+def cpu_isa_override(isa: str):
+    """Context manager: the CPU kernels built for ``isa`` run inside."""
+    previous = cpu_isa()
+    set_cpu_isa(isa)
+    try:
+        yield
+    finally:
+        set_cpu_isa(previous)
+
 
 # The device types with compiled kernels (both op families).
 _KERNEL_DEVICES = (('cpu', 'cuda') if WITH_CUDA else ('cpu', )) if HAS_EXT else ()

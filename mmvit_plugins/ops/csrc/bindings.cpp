@@ -2,6 +2,8 @@
 // Implementations register per device: cpu/*.cpp always, cuda/*.cu when built WITH_CUDA.
 #include <torch/extension.h>
 
+#include "cpu/cpu_isa.h"
+
 TORCH_LIBRARY(mmvit_plugins, m) {
   // ELSA aggregation (zero-padded centred windows, NCHW).
   m.def("elsa_aggregate_forward(Tensor v, Tensor attn, Tensor? mul_ghost, Tensor? add_ghost, "
@@ -40,4 +42,10 @@ bool with_cuda() {
 // registrations); the ops themselves are called through torch.ops.
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("with_cuda", &with_cuda, "whether the CUDA implementations were compiled in");
+  m.def("cpu_isa", [] { return std::string(mmvit::cpu_isa_name(mmvit::active_cpu_isa())); },
+        "the instruction set of the CPU kernels that run: 'baseline' (x86-64) or 'avx2' "
+        "(AVX2 + FMA)");
+  m.def("available_cpu_isas", &mmvit::available_cpu_isas,
+        "the CPU kernel builds that this build has and this CPU runs, baseline first");
+  m.def("set_cpu_isa", &mmvit::set_cpu_isa, "run the CPU kernels built for this instruction set");
 }

@@ -1,0 +1,225 @@
+// The loops of na2d_cpu.h, written once and compiled once per instruction set: a translation
+// unit includes ATen/Parallel.h and na2d_cpu.h, then (for AVX2) switches the target, then
+// includes this file inside `namespace mmvit { namespace cpu_<isa> {`. No include guard: each
+// ISA unit includes it exactly once.
+//
+// Register blocking: a query's dot products with up to kDotBlock taps of one window row accumulate in 8
+// accumulators at once, reusing each loaded query chunk for all of them; the sums keep up to
+// 4 vectors (32 floats) of the output in registers over all k*k taps, so the output is written
+// once instead of k*k times. Vectors are kVecBytes wide (simd.h); the d % lanes tail is scalar.
+
+MMVIT_SIMD_HELPERS
+
+// o[n] = <q, p + n * step> for n < N (+ the scalar tail of d).
+template <typename T, int N>
+static inline void dot_block(const T* __restrict__ q, const T* __restrict__ p, int64_t step,
+                             int d, T* __restrict__ o) {
+  using V = typename Simd<T, kVecBytes>::V;
+  constexpr int L = Simd<T, kVecBytes>::L;
+  const int vd = d / L * L;
+  V acc[N];
+  for (int n = 0; n < N; ++n) acc[n] = V{};
+  for (int c = 0; c < vd; c += L) {
+    const V qv = vload<V>(q + c);
+    for (int n = 0; n < N; ++n) acc[n] += qv * vload<V>(p + n * step + c);
+  }
+  for (int n = 0; n < N; ++n) {
+    T s = hsum<T>(acc[n]);
+    for (int c = vd; c < d; ++c) s += q[c] * p[n * step + c];
+    o[n] = s;
+  }
+}
+
+// o[0 .. count) = <q, p + n * step>, in blocks of up to kDotBlock (kDotBlock and kVecBytes are
+// set by the including unit: as many accumulators as fit in the registers beside the query).
+template <typename T>
+static inline void dot_row(const T* q, const T* p, int64_t step, int count, int d, T* o) {
+  while (count > 0) {
+    const int n = count < kDotBlock ? count : kDotBlock;
+    switch (n) {
+      case 8: dot_block<T, 8>(q, p, step, d, o); break;
+      case 7: dot_block<T, 7>(q, p, step, d, o); break;
+      case 6: dot_block<T, 6>(q, p, step, d, o); break;
+      case 5: dot_block<T, 5>(q, p, step, d, o); break;
+      case 4: dot_block<T, 4>(q, p, step, d, o); break;
+      case 3: dot_block<T, 3>(q, p, step, d, o); break;
+      case 2: dot_block<T, 2>(q, p, step, d, o); break;
+      default: dot_block<T, 1>(q, p, step, d, o); break;
+    }
+    p += n * step;
+    o += n;
+    count -= n;
+  }
+}
+
+template <typename T>
+void na_dot(const NaGeometry& g, const T* a, const T* b, const T* rpb, T* out, int d) {
+  const int k = g.k, K = k * k, R = 2 * k - 1, heads = g.heads;
+  const int64_t tap_x = int64_t(g.dil) * heads * d;      // between taps of a window row
+  const int64_t tap_y = int64_t(g.W) * g.dil * heads * d;  // between window rows
+  at::parallel_for(0, int64_t(g.B) * g.H, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int bi = int(row / g.H), y = int(row % g.H);
+      const AxisWindow wy = g.ty.win[y];
+      for (int x = 0; x < g.W; ++x) {
+        const AxisWindow wx = g.tx.win[x];
+        const int64_t i = g.pixel(bi, y, x), first = g.pixel(bi, wy.start, wx.start);
+        for (int h = 0; h < heads; ++h) {
+          const T* ai = a + (i * heads + h) * d;
+          const T* b0 = b + (first * heads + h) * d;
+          T* o = out + (i * heads + h) * K;
+          for (int my = 0; my < k; ++my) dot_row<T>(ai, b0 + my * tap_y, tap_x, k, d, o + my * k);
+          if (rpb) {
+            const T* r = rpb + (int64_t(h) * R + wy.rpb_off) * R + wx.rpb_off;
+            for (int my = 0; my < k; ++my)
+              for (int mx = 0; mx < k; ++mx) o[my * k + mx] += r[my * R + mx];
+          }
+        }
+      }
+    }
+  });
+}
+
+// o[c0 .. c0 + NB * L) = sum over the k x k taps of w[t] * (tap t's row + c0).
+template <typename T, int NB>
+static inline void sum_block(const T* __restrict__ w, const T* __restrict__ p0, int64_t tap_x,
+                             int64_t tap_y, int k, int c0, T* __restrict__ o) {
+  using V = typename Simd<T, kVecBytes>::V;
+  constexpr int L = Simd<T, kVecBytes>::L;
+  V acc[NB];
+  for (int n = 0; n < NB; ++n) acc[n] = V{};
+  for (int my = 0; my < k; ++my) {
+    const T* pr = p0 + my * tap_y + c0;
+    for (int mx = 0; mx < k; ++mx) {
+      const V wv = V{} + w[my * k + mx];
+      const T* p = pr + mx * tap_x;
+      for (int n = 0; n < NB; ++n) acc[n] += wv * vload<V>(p + n * L);
+    }
+  }
+  for (int n = 0; n < NB; ++n) vstore(o + c0 + n * L, acc[n]);
+}
+
+// o[0 .. d) = sum_t w[t] * (p0 + my * tap_y + mx * tap_x)[0 .. d), in register blocks.
+template <typename T>
+static inline void weighted_sum(const T* w, const T* p0, int64_t tap_x, int64_t tap_y, int k,
+                                int d, T* o) {
+  constexpr int L = Simd<T, kVecBytes>::L;
+  const int nv = d / L;
+  int c0 = 0;
+  for (int left = nv; left > 0;) {
+    const int nb = left < 4 ? left : 4;
+    switch (nb) {
+      case 4: sum_block<T, 4>(w, p0, tap_x, tap_y, k, c0, o); break;
+      case 3: sum_block<T, 3>(w, p0, tap_x, tap_y, k, c0, o); break;
+      case 2: sum_block<T, 2>(w, p0, tap_x, tap_y, k, c0, o); break;
+      default: sum_block<T, 1>(w, p0, tap_x, tap_y, k, c0, o); break;
+    }
+    c0 += nb * L;
+    left -= nb;
+  }
+  for (int c = c0; c < d; ++c) {
+    T s = 0;
+    for (int my = 0; my < k; ++my)
+      for (int mx = 0; mx < k; ++mx) s += w[my * k + mx] * p0[my * tap_y + mx * tap_x + c];
+    o[c] = s;
+  }
+}
+
+template <typename T>
+void na_sum(const NaGeometry& g, const T* w, const T* b, T* out, int d) {
+  const int k = g.k, K = k * k, heads = g.heads;
+  const int64_t tap_x = int64_t(g.dil) * heads * d;
+  const int64_t tap_y = int64_t(g.W) * g.dil * heads * d;
+  at::parallel_for(0, int64_t(g.B) * g.H, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int bi = int(row / g.H), y = int(row % g.H);
+      const AxisWindow wy = g.ty.win[y];
+      for (int x = 0; x < g.W; ++x) {
+        const int64_t i = g.pixel(bi, y, x), first = g.pixel(bi, wy.start, g.tx.win[x].start);
+        for (int h = 0; h < heads; ++h)
+          weighted_sum<T>(w + (i * heads + h) * K, b + (first * heads + h) * d, tap_x, tap_y, k,
+                          d, out + (i * heads + h) * d);
+      }
+    }
+  });
+}
+
+// o[c0 .. c0 + NB * L) = sum over the n pairs (query offset qo[e], tap t[e]) of
+// w[qo[e] * K + t[e]] * a[qo[e] * d + c0 ..], the query offsets in (pixel * heads) units.
+template <typename T, int NB>
+static inline void gather_block(const T* __restrict__ w, const T* __restrict__ a,
+                                const int64_t* __restrict__ qo, const int* __restrict__ tp, int n,
+                                int K, int d, int c0, T* __restrict__ o) {
+  using V = typename Simd<T, kVecBytes>::V;
+  constexpr int L = Simd<T, kVecBytes>::L;
+  V acc[NB];
+  for (int m = 0; m < NB; ++m) acc[m] = V{};
+  for (int e = 0; e < n; ++e) {
+    const V wv = V{} + w[qo[e] * K + tp[e]];
+    const T* p = a + qo[e] * d + c0;
+    for (int m = 0; m < NB; ++m) acc[m] += wv * vload<V>(p + m * L);
+  }
+  for (int m = 0; m < NB; ++m) vstore(o + c0 + m * L, acc[m]);
+}
+
+template <typename T>
+void na_inverse_sum(const NaGeometry& g, const T* w, const T* a, T* out, int d) {
+  constexpr int L = Simd<T, kVecBytes>::L;
+  const int k = g.k, K = k * k, heads = g.heads, nv = d / L;
+  at::parallel_for(0, int64_t(g.B) * g.H, 1, [&](int64_t begin, int64_t end) {
+    // The (query, tap) pairs of one key, query offsets in (pixel * heads) units: at most
+    // (2k - 1)^2 of them (k^2 away from the borders).
+    // (new[], not std::vector: no std template is instantiated in an ISA build)
+    const int most = (2 * k - 1) * (2 * k - 1);
+    int64_t* qo = new int64_t[most];
+    int* tp = new int[most];
+    for (int64_t row = begin; row < end; ++row) {
+      const int bi = int(row / g.H), ky = int(row % g.H);
+      for (int kx = 0; kx < g.W; ++kx) {
+        int n = 0;
+        for (int ey = g.ty.inv_begin[ky]; ey < g.ty.inv_begin[ky + 1]; ++ey) {
+          const int qy = g.ty.inv[ey].first, my = g.ty.inv[ey].second;
+          for (int ex = g.tx.inv_begin[kx]; ex < g.tx.inv_begin[kx + 1]; ++ex) {
+            qo[n] = g.pixel(bi, qy, g.tx.inv[ex].first) * heads;
+            tp[n++] = my * k + g.tx.inv[ex].second;
+          }
+        }
+        const int64_t j = g.pixel(bi, ky, kx);
+        for (int h = 0; h < heads; ++h) {
+          const T* wh = w + int64_t(h) * K;  // + qo[e] * K: query qo[e] / heads, head h
+          const T* ah = a + int64_t(h) * d;
+          T* o = out + (j * heads + h) * d;
+          int c0 = 0;
+          for (int left = nv; left > 0;) {
+            const int nb = left < 4 ? left : 4;
+            switch (nb) {
+              case 4: gather_block<T, 4>(wh, ah, qo, tp, n, K, d, c0, o); break;
+              case 3: gather_block<T, 3>(wh, ah, qo, tp, n, K, d, c0, o); break;
+              case 2: gather_block<T, 2>(wh, ah, qo, tp, n, K, d, c0, o); break;
+              default: gather_block<T, 1>(wh, ah, qo, tp, n, K, d, c0, o); break;
+            }
+            c0 += nb * L;
+            left -= nb;
+          }
+          for (int c = c0; c < d; ++c) {
+            T s = 0;
+            for (int e = 0; e < n; ++e) s += wh[qo[e] * K + tp[e]] * ah[qo[e] * d + c];
+            o[c] = s;
+          }
+        }
+      }
+    }
+    delete[] qo;
+    delete[] tp;
+  });
+}
+
+template void na_dot<float>(const NaGeometry&, const float*, const float*, const float*, float*,
+                            int);
+template void na_dot<double>(const NaGeometry&, const double*, const double*, const double*,
+                             double*, int);
+template void na_sum<float>(const NaGeometry&, const float*, const float*, float*, int);
+template void na_sum<double>(const NaGeometry&, const double*, const double*, double*, int);
+template void na_inverse_sum<float>(const NaGeometry&, const float*, const float*, float*, int);
+template void na_inverse_sum<double>(const NaGeometry&, const double*, const double*, double*,
+                                     int);
