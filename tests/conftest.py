@@ -22,3 +22,20 @@ def demo_data(tmp_path_factory):
     from make_demo_data import make_demo_data
     root = str(tmp_path_factory.mktemp('demo_data'))
     return make_demo_data(root, seed=0, num_coco=(8, 4), num_semantic=(6, 3))
+
+
+def _cpu_isas():
+    from mmvit_plugins import ops
+    return ops.available_cpu_isas() or ['reference']
+
+
+@pytest.fixture(params=_cpu_isas())
+def cpu_isa(request):
+    """Runs the test once per build of the CPU kernels this CPU supports (baseline x86-64, AVX2);
+    'reference' where the extension is missing."""
+    from mmvit_plugins import ops
+    if request.param == 'reference':
+        yield request.param
+        return
+    with ops.cpu_isa_override(request.param):
+        yield request.param

@@ -26,6 +26,18 @@ def test_benchmark_quick(tmp_path):
         if r['max_abs_err'] is not None:  # outputs are checked against the reference
             assert r['max_abs_err'] < 1e-4
     assert any(row['vs'] == 'reference' for row in report['ratios'])
+    # the build of the CPU kernels in use is printed and recorded
+    assert report['machine']['cpu_isa'] in report['machine']['available_cpu_isas']
+    assert f"CPU kernels: the {report['machine']['cpu_isa']} build" in result.stdout
+    # ours under every ISA against the same-work yardstick, interleaved
+    inter = {(r['case'], r['mode'], r['impl'], r['yardstick']) for r in report['interleaved']}
+    assert inter == {(case, mode, f'ours[{isa}]', yard)
+                     for case, yard in (('ELSA tiny', 'dwconv'), ('NA tiny', 'wsa-sdpa'))
+                     for mode in ('fwd', 'fwd+bwd')
+                     for isa in report['machine']['available_cpu_isas']}
+    for r in report['interleaved']:
+        assert r['rounds'] == 3 and r['ratio_min'] > 0 and r['min_ms'] <= r['median_ms']
+    assert 'interleaved (3 rounds' in result.stdout
 
 
 def test_benchmark_models_quick(tmp_path):
@@ -51,3 +63,23 @@ def test_benchmark_models_rejects_unknown_model():
         [sys.executable, osp.join(ROOT, 'tools', 'analysis', 'benchmark_models.py'),
          '--models', 'ResNet-50'], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and "unknown model 'ResNet-50'" in result.stderr
+
+
+def test_benchmark_models_peer_swin(tmp_path):
+    out = tmp_path / 'peers.json'
+    result = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'analysis', 'benchmark_models.py'),
+         '--models', 'ELSASwin-tiny', '--peers', '--size', '64', '--batch', '1', '--warmup', '0',
+         '--min-iters', '2', '--min-time', '0', '--rounds', '2', '--out', str(out)],
+        capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert {(r['model'], r['mode']) for r in report['results']} == {
+        (m, mode) for m in ('ELSASwin-tiny', 'mmpretrain.SwinTransformer-tiny')
+        for mode in ('infer', 'train')}
+    assert [(r['model'], r['peer'], r['mode'], r['rounds']) for r in report['peers']] == [
+        ('ELSASwin-tiny', 'mmpretrain.SwinTransformer-tiny', mode, 2)
+        for mode in ('infer', 'train')]
+    for r in report['peers']:
+        assert r['ratio_min'] > 0 and r['min_ms'] <= r['median_ms']
+    assert 'ours / peer, interleaved (2 rounds' in result.stdout

@@ -1,12 +1,13 @@
 """Property tests (hypothesis) of the compiled ops against their pure-PyTorch references, float64.
 
 Every example draws an odd kernel size (1-13), a dilation (neighbourhood attention: up to
-``max(3, 24 // kernel_size)``; ELSA: 1-5), a batch, heads / channel groups, a head dim (1-17), a
+``max(3, 24 // kernel_size)``; ELSA: 1-5), a batch, heads / channel groups, a head dim (1-40), a
 map size (neighbourhood attention: from the smallest it allows, ``kernel_size * dilation``,
 where every window is clamped at a border, which about half of the examples draw; ELSA: from
 1x1, windows often wider than the map), the optional inputs (relative position bias, mul / add
 ghosts) and a memory layout for every input and for the incoming gradient (contiguous,
-channels-last, a strided view at an offset, transposed). It checks the forward and the gradient
+channels-last, a strided view at an offset, transposed), and the build of the CPU kernels to run
+(baseline x86-64 or AVX2, where the CPU has it). It checks the forward and the gradient
 of every input against the reference, which sees contiguous copies. The examples are
 deterministic (``derandomize=True``, no example database).
 
@@ -21,6 +22,7 @@ from conftest import EXTENDED
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mmvit_plugins import ops
 from mmvit_plugins.ops import (HAS_EXT, elsa_aggregate, elsa_aggregate_reference, na2d,
                                na2d_av, na2d_av_reference, na2d_qk, na2d_qk_reference,
                                na2d_reference)
@@ -53,6 +55,18 @@ def fuzz_settings(default_examples: int):
 def _compiled_ops_run():
     # Every comparison below would pit the reference against itself without the extension.
     assert HAS_EXT and use_ext(torch.zeros(1)), 'the compiled ops are not in use'
+    # Every example draws the build of the CPU kernels it runs on (baseline x86-64 or AVX2);
+    # the one in use before comes back afterwards.
+    with ops.cpu_isa_override(ops.cpu_isa()):
+        yield
+
+
+# The builds of the CPU kernels this CPU runs; each example draws one and runs on it.
+ISAS = tuple(ops.available_cpu_isas())
+
+
+def use_isa(case):
+    ops.set_cpu_isa(case['isa'])
 
 
 def laid_out(shape, layout: str, gen: torch.Generator) -> torch.Tensor:
@@ -114,8 +128,9 @@ def na_cases(draw):
     # Exactly the smallest map (every window clamped) about half of the time, else a bit more.
     extra = st.one_of(st.just(0), st.integers(0, max(5, 18 - lo)))
     return dict(B=draw(st.integers(1, 2)), H=lo + draw(extra), W=lo + draw(extra),
-                heads=draw(st.integers(1, 3)), d=draw(st.integers(1, 17)), ks=ks, dil=dil,
-                rpb=draw(st.booleans()), seed=draw(st.integers(0, 2**31 - 1)))
+                heads=draw(st.integers(1, 3)), d=draw(st.integers(1, 40)), ks=ks, dil=dil,
+                rpb=draw(st.booleans()), isa=draw(st.sampled_from(ISAS)),
+                seed=draw(st.integers(0, 2**31 - 1)))
 
 
 @st.composite
@@ -128,7 +143,7 @@ def elsa_cases(draw):
     G = draw(st.integers(1, 3))
     return dict(B=draw(st.integers(1, 2)), G=G, C=G * draw(st.integers(1, 4)), H=draw(side),
                 W=draw(side), ks=ks, dil=dil, mul=draw(st.booleans()), add=draw(st.booleans()),
-                seed=draw(st.integers(0, 2**31 - 1)))
+                isa=draw(st.sampled_from(ISAS)), seed=draw(st.integers(0, 2**31 - 1)))
 
 
 # ----------------------------------------------------------------------------- neighbourhood attn
@@ -137,6 +152,7 @@ def elsa_cases(draw):
 @fuzz_settings(50)
 @given(case=na_cases(), lq=layouts, lk=layouts, lr=layouts, lg=layouts)
 def test_na2d_qk_matches_reference(case, lq, lk, lr, lg):
+    use_isa(case)
     gen = torch.Generator().manual_seed(case['seed'])
     B, H, W, heads, d, ks, dil = (case[n] for n in ('B', 'H', 'W', 'heads', 'd', 'ks', 'dil'))
     q, k = laid_out((B, H, W, heads, d), lq, gen), laid_out((B, H, W, heads, d), lk, gen)
@@ -153,6 +169,7 @@ def test_na2d_qk_matches_reference(case, lq, lk, lr, lg):
 @fuzz_settings(50)
 @given(case=na_cases(), la=layouts, lv=layouts, lg=layouts)
 def test_na2d_av_matches_reference(case, la, lv, lg):
+    use_isa(case)
     gen = torch.Generator().manual_seed(case['seed'])
     B, H, W, heads, d, ks, dil = (case[n] for n in ('B', 'H', 'W', 'heads', 'd', 'ks', 'dil'))
     attn = laid_out((B, H, W, heads, ks * ks), la, gen)
@@ -171,6 +188,7 @@ def test_na2d_av_matches_reference(case, la, lv, lg):
 def test_na2d_fused_matches_reference(case, lq, lk, lv, lr, lg, scale):
     """``na2d(fused=True)``: the CUDA kernels' element code run on the CPU; forward in
     inference mode too (the eval path), and the saved log-sum-exp."""
+    use_isa(case)
     gen = torch.Generator().manual_seed(case['seed'])
     B, H, W, heads, d, ks, dil = (case[n] for n in ('B', 'H', 'W', 'heads', 'd', 'ks', 'dil'))
     q, k, v = (laid_out((B, H, W, heads, d), lay, gen) for lay in (lq, lk, lv))
@@ -199,6 +217,7 @@ def test_na2d_fused_matches_reference(case, lq, lk, lv, lr, lg, scale):
 @fuzz_settings(120)
 @given(case=elsa_cases(), lv=layouts, la=layouts, lm=layouts, lb=layouts, lg=layouts)
 def test_elsa_aggregate_matches_reference(case, lv, la, lm, lb, lg):
+    use_isa(case)
     gen = torch.Generator().manual_seed(case['seed'])
     B, G, C, H, W, ks, dil = (case[n] for n in ('B', 'G', 'C', 'H', 'W', 'ks', 'dil'))
     v = laid_out((B, C, H, W), lv, gen)

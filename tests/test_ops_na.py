@@ -1,4 +1,5 @@
-"""Neighbourhood attention 2-D: compiled op vs the gather reference, window semantics, errors."""
+"""Neighbourhood attention 2-D: compiled op vs the gather reference (under every build of the CPU
+kernels, the `cpu_isa` fixture), window semantics, errors."""
 
 import pytest
 import torch
@@ -53,7 +54,7 @@ def compiled_av(attn, v, ks, dil=1):
 
 
 @pytest.mark.parametrize('qk', [compiled_qk, na2d_qk_reference])
-def test_qk_hand_case(qk):
+def test_qk_hand_case(qk, cpu_isa):
     # q = 1 and key values 0..24 on a 5x5 map (d = 1): each logit is the key's value.
     q = torch.ones(1, 5, 5, 1, 1, dtype=D)
     k = torch.arange(25, dtype=D).view(1, 5, 5, 1, 1)
@@ -65,7 +66,7 @@ def test_qk_hand_case(qk):
 
 
 @pytest.mark.parametrize('qk', [compiled_qk, na2d_qk_reference])
-def test_rpb_hand_case(qk):
+def test_rpb_hand_case(qk, cpu_isa):
     # q = k = 0, so the logits are the bias alone. Query (0, 0) sees keys (0..2, 0..2), i.e.
     # offsets 0..2 on both axes -> table rows/cols 2..4 (offset + k - 1). Query (2, 2) sees
     # offsets -1..1 -> rows/cols 1..3.
@@ -77,7 +78,7 @@ def test_rpb_hand_case(qk):
 
 
 @pytest.mark.parametrize('av', [compiled_av, na2d_av_reference])
-def test_av_hand_case(av):
+def test_av_hand_case(av, cpu_isa):
     # One-hot weights on tap t = 0 (top-left neighbour): out = v at that neighbour.
     # With k 3, dilation 2 on 7x7, query (4, 5) has windows rows {2,4,6}, cols {1,3,5}.
     v = torch.arange(49, dtype=D).view(1, 7, 7, 1, 1)
@@ -105,7 +106,7 @@ def _leaves(tensors):
 # every gradient, float64) are the hypothesis tests in test_fuzz_ops.py.
 
 
-def test_na2d_matches_reference():
+def test_na2d_matches_reference(cpu_isa):
     q, k, v, rpb = make_qkv(2, 11, 10, 2, 8, 5, 2, True)
     a, b = _leaves([q, k, v, rpb]), _leaves([q, k, v, rpb])
     out = na2d(*a[:3], 5, 2, a[3], scale=0.7)
@@ -117,7 +118,7 @@ def test_na2d_matches_reference():
         torch.testing.assert_close(x.grad, y.grad, rtol=1e-11, atol=1e-11)
 
 
-def test_float32_and_default_scale():
+def test_float32_and_default_scale(cpu_isa):
     q, k, v, rpb = make_qkv(1, 14, 15, 4, 32, 7, 2, True, dtype=torch.float32)
     out = na2d(q, k, v, 7, 2, rpb)
     ref = na2d_reference(q.double(), k.double(), v.double(), 7, 2, rpb.double(), 32**-0.5)
@@ -130,7 +131,7 @@ def test_float32_and_default_scale():
     (5, 5, 5, 1, False),
     (7, 5, 3, 1, True),
 ])
-def test_gradcheck(H, W, ks, dil, rpb):
+def test_gradcheck(H, W, ks, dil, rpb, cpu_isa):
     q, k, v, bias = make_qkv(1, H, W, 2, 3, ks, dil, rpb)
     attn = torch.randn(1, H, W, 2, ks * ks, dtype=D)
     leaves = _leaves([q, k, bias])
@@ -138,7 +139,7 @@ def test_gradcheck(H, W, ks, dil, rpb):
     assert torch.autograd.gradcheck(lambda a, b: compiled_av(a, b, ks, dil), _leaves([attn, v]))
 
 
-def test_transpose_symmetry():
+def test_transpose_symmetry(cpu_isa):
     # Swapping H and W of q, k, v and transposing the bias table swaps H and W of the output.
     q, k, v, rpb = make_qkv(2, 11, 13, 2, 4, 5, 2, True)
     out = na2d(q, k, v, 5, 2, rpb)
@@ -150,7 +151,7 @@ def test_transpose_symmetry():
 # ----------------------------------------------------------------------------- layouts and dtypes
 
 
-def test_non_contiguous_inputs():
+def test_non_contiguous_inputs(cpu_isa):
     # q, k, v as views of one fused qkv projection, as the module produces them.
     qkv = torch.randn(2, 10, 9, 3, 2, 8)
     q, k, v = qkv.unbind(3)
@@ -161,7 +162,7 @@ def test_non_contiguous_inputs():
 
 
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
-def test_half_inputs_computed_in_float32(dtype):
+def test_half_inputs_computed_in_float32(dtype, cpu_isa):
     q, k, v, rpb = make_qkv(1, 8, 9, 2, 8, 3, 1, True, dtype=dtype)
     q.requires_grad_()
     out = na2d(q, k, v, 3, 1, rpb)

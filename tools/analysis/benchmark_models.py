@@ -10,7 +10,11 @@ For every backbone variant, input size, batch, dtype and ops implementation aske
 pure-PyTorch references (``mmvit_plugins.ops.reference_ops``); with both, a second table gives
 the reference / compiled ratio of median times and of peak memory. ``--graph eager
 torch.compile`` times the model as it is and ``torch.compile(model)`` (inductor), and prints
-the eager / compiled ratio per backbone. ``--dtype bf16`` runs under
+the eager / compiled ratio per backbone. ``--peers`` adds each of our backbones' counterpart from
+the OpenMMLab libraries where there is one (``PEERS``: ELSA-Swin-T against mmpretrain's
+``SwinTransformer`` tiny, the architecture ELSA-Swin modifies, both returning all four stages)
+and times each pair again interleaved (``--rounds`` rounds of one step each, alternating), giving
+ours / peer on the minima and the medians. ``--dtype bf16`` runs under
 ``torch.autocast`` (bfloat16). Timing and memory as ``mmvit_plugins.utils.benchmark`` says
 (medians after warm-up; peak resident-set growth on the CPU, ``max_memory_allocated`` growth
 on CUDA).
@@ -19,6 +23,11 @@ Usage (the ELSA-Swin-T case of issue 4; on 2 cores one configuration takes about
 
     python tools/analysis/benchmark_models.py --models ELSASwin-tiny --size 224 --batch 8 \\
         --modes train --impl compiled reference
+
+ELSA-Swin-T against Swin-T (issue 17)::
+
+    python tools/analysis/benchmark_models.py --models ELSASwin-tiny --peers --size 224 \\
+        --batch 8 --rounds 11
 """
 import argparse
 import itertools
@@ -41,16 +50,33 @@ MODELS_ALL = ['HRViT-b1', 'HRViT-b2', 'HRViT-b3', 'ELSASwin-tiny', 'ELSASwin-sma
               'MAFormer-large']
 
 
+# Our backbone -> the OpenMMLab library model it is measured against (same stage outputs;
+# pad_small_map only matters below 224 px, where Swin's last maps are smaller than its window).
+PEERS = {
+    'ELSASwin-tiny': ('mmpretrain.SwinTransformer-tiny',
+                      dict(type='mmpretrain.SwinTransformer', arch='tiny',
+                           out_indices=(0, 1, 2, 3), pad_small_map=True)),
+}
+PEER_NAMES = {peer: cfg for peer, cfg in PEERS.values()}
+
+
 def build(name: str) -> torch.nn.Module:
-    if name not in MODELS_ALL:
+    if name in PEER_NAMES:
+        from mmpretrain.registry import MODELS as PRETRAIN_MODELS
+        cfg = dict(PEER_NAMES[name])
+        cfg['type'] = cfg['type'].split('.', 1)[1]
+        model = PRETRAIN_MODELS.build(cfg)
+    elif name in MODELS_ALL:
+        type_, arch = name.split('-', 1)
+        model = MODELS.build(dict(type=type_, arch=arch))
+    else:
         raise ValueError(f'unknown model {name!r}; choose from {MODELS_ALL}')
-    type_, arch = name.split('-', 1)
-    model = MODELS.build(dict(type=type_, arch=arch))
     model.init_weights()
     return model
 
 
-def run_case(model, mode, impl, dtype, batch, size, device, timing):
+def make_step(model, mode, dtype, batch, size, device):
+    """One inference or training step of ``model`` on a random batch, as a callable."""
     x = torch.randn(batch, 3, size, size, device=device)
     autocast = torch.autocast(device, dtype=torch.bfloat16) if dtype == 'bf16' \
         else nullcontext()
@@ -68,7 +94,11 @@ def run_case(model, mode, impl, dtype, batch, size, device, timing):
             loss = sum(o.float().pow(2).mean() for o in outs)
             loss.backward()
             return loss
+    return step
 
+
+def run_case(model, mode, impl, dtype, batch, size, device, timing):
+    step = make_step(model, mode, dtype, batch, size, device)
     with ops.reference_ops(impl == 'reference'):
         stats = time_step(step, device=device, **timing)
         model.zero_grad(set_to_none=True)
@@ -127,6 +157,41 @@ def ratio_table(results, field, a, b, title):
     return rows
 
 
+def interleaved_peers(pairs, modes, dtypes, sizes, batches, device, rounds, warmup):
+    """Ours and its peer, one step each per round, alternating; min/median ms and ours / peer."""
+    rows = []
+    for (name, model), (peer, peer_model) in pairs:
+        for size, mode, dtype in itertools.product(sizes, modes, dtypes):
+            steps = {m: make_step(mod, mode, dtype, batches[size], size, device)
+                     for m, mod in ((name, model), (peer, peer_model))}
+            times = {m: [] for m in steps}
+            for _ in range(warmup):
+                for step in steps.values():
+                    step()
+            for _ in range(rounds):
+                for m, step in steps.items():
+                    times[m].append(time_step(step, warmup=0, min_iters=1, min_time=0.0,
+                                              device=device)['median_ms'])
+            for mod in (model, peer_model):
+                mod.zero_grad(set_to_none=True)
+            best = {m: min(t) for m, t in times.items()}
+            med = {m: sorted(t)[len(t) // 2] for m, t in times.items()}
+            rows.append(dict(model=name, peer=peer, mode=mode, dtype=dtype, size=size,
+                             batch=batches[size], rounds=rounds, min_ms=best[name],
+                             median_ms=med[name], peer_min_ms=best[peer],
+                             peer_median_ms=med[peer], ratio_min=best[name] / best[peer],
+                             ratio_median=med[name] / med[peer]))
+    if rows:
+        print(f'\nours / peer, interleaved ({rounds} rounds of one step each; < 1: ours is '
+              'faster):')
+        for r in rows:
+            print(f'  {r["model"]} vs {r["peer"]} {r["mode"]} {r["dtype"]} {r["size"]}px '
+                  f'batch {r["batch"]}: min {r["min_ms"]:.1f} / {r["peer_min_ms"]:.1f} ms = '
+                  f'{r["ratio_min"]:.2f}x, median {r["median_ms"]:.1f} / '
+                  f'{r["peer_median_ms"]:.1f} ms = {r["ratio_median"]:.2f}x')
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--models', nargs='+', default=MODELS_ALL, metavar='NAME',
@@ -144,6 +209,12 @@ def main(argv=None):
                         default=['eager'],
                         help='the model as it is, or torch.compile(model) (inductor; the '
                         'compilation happens in the warm-up, outside the timed runs)')
+    parser.add_argument('--peers', action='store_true',
+                        help='also time the OpenMMLab counterpart of each model that has one '
+                        f'({", ".join(f"{a}: {b}" for a, (b, _) in PEERS.items())}), and the '
+                        'pair interleaved')
+    parser.add_argument('--rounds', type=int, default=11,
+                        help='rounds of the interleaved ours-vs-peer timing (with --peers)')
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
     parser.add_argument('--warmup', type=int, default=2)
@@ -172,14 +243,18 @@ def main(argv=None):
     print(f'{args.device}: {where}, {info["logical_cores"]} logical cores, torch threads '
           f'{info["torch_threads"]}, load avg {info["load_avg_start"]}; torch {info["torch"]}\n')
 
-    results, failures = [], []
-    for name in args.models:
+    names = list(args.models)
+    if args.peers:
+        names += [PEERS[n][0] for n in args.models if n in PEERS]
+    results, failures, built = [], [], {}
+    for name in names:
         model = build(name).to(args.device)
         graphs = {g: torch.compile(model) if g == 'torch.compile' else model for g in args.graph}
         for size in args.size:
             for mode in args.modes:
                 for dtype in args.dtype:
-                    for impl, graph in itertools.product(args.impl, args.graph):
+                    impls = args.impl if name in MODELS_ALL else ['-']  # peers: no ops of ours
+                    for impl, graph in itertools.product(impls, args.graph):
                         case = f'{name} {mode} {dtype} {size} {impl} {graph}'
                         try:
                             stats = run_case(graphs[graph], mode, impl, dtype, batches[size],
@@ -198,12 +273,24 @@ def main(argv=None):
                 if args.out:  # what is measured so far survives a run cut short
                     write_json(args.out, dict(machine=info, command=sys.argv, results=results,
                                               failures=failures, partial=True))
+        if args.peers and (name in PEERS or name in PEER_NAMES):
+            built[name] = model  # kept for the interleaved pairs
         del model, graphs
     rows = print_tables(results, args.impl)
+    peer_rows = []
+    if args.peers:
+        pairs = [((n, built[n]), (PEERS[n][0], built[PEERS[n][0]])) for n in args.models
+                 if n in PEERS and n in built and PEERS[n][0] in built]
+        try:
+            peer_rows = interleaved_peers(pairs, args.modes, args.dtype, args.size, batches,
+                                          args.device, args.rounds, args.warmup)
+        except Exception as e:  # noqa: BLE001  (the tables above still get written)
+            failures.append(f'interleaved peers: {type(e).__name__}: {str(e)[:500]}')
+            print(f'  FAILED: {failures[-1]}', file=sys.stderr)
     info['load_avg_end'] = os.getloadavg()
     if args.out:
         write_json(args.out, dict(machine=info, command=sys.argv, results=results, ratios=rows,
-                                  failures=failures))
+                                  peers=peer_rows, failures=failures))
         print(f'\nwrote {args.out}')
     if failures:
         print(f'\n{len(failures)} case(s) FAILED:\n  ' + '\n  '.join(failures))

@@ -6,7 +6,17 @@ For every case it times forward (under ``torch.inference_mode``) and forward+bac
 * ``reference``: the eager pure-PyTorch reference (ELSA: ``F.unfold``; NA: gather + einsum);
 * ``reference+compile``: the same reference under ``torch.compile`` (NA cases by default);
 * ``wsa-sdpa`` (NA cases without dilation): Swin window attention through
-  ``F.scaled_dot_product_attention``, the same-FLOPs dense yardstick.
+  ``F.scaled_dot_product_attention``, the same-FLOPs dense yardstick;
+* ``dwconv`` (ELSA cases): a depthwise ``k x k`` convolution of ``v``, the same-MACs dense
+  yardstick (ELSA reads ``k*k`` attention weights per output besides).
+
+On the CPU the compiled ops run the build of the kernels for the CPU's instruction set
+(``ops.cpu_isa()``: baseline x86-64 or AVX2 + FMA; printed at the top, ``MMVIT_CPU_ISA``
+overrides it). After the table, every case with a yardstick is timed again **interleaved**:
+``--rounds`` rounds, each running ours under every available ISA and then the yardstick once
+(forward, then forward+backward), and the ratio of ours to the yardstick is given on the
+minima and on the medians of those rounds (single runs on a shared machine swing 2-5x, so only
+same-round comparisons are trusted).
 
 Times are medians (with p10/p90) over at least ``--min-iters`` iterations and ``--min-time``
 seconds after warm-up. Peak memory is the growth of the process's peak resident set over one
@@ -40,7 +50,7 @@ bandwidth; the kernel-only (warm) one is printed beside it.
 Usage::
 
     python tools/analysis/benchmark_ops.py [--sweep] [--quick] [--device cpu|cuda]
-        [--dtype fp32|fp16|bf16] [--gpu-shapes] [--flush-l2] [--out FILE.json]
+        [--dtype fp32|fp16|bf16] [--gpu-shapes] [--flush-l2] [--rounds N] [--out FILE.json]
 """
 import argparse
 import os
@@ -154,12 +164,26 @@ def wsa_sdpa(q, k, v, window):
     return out.permute(0, 1, 4, 2, 5, 3, 6).reshape(B, H, W, h, d)
 
 
+def depthwise_conv(c):
+    """The ELSA yardstick: ``v -> conv2d(v, w[C, 1, k, k], groups=C)`` with ELSA's padding and
+    dilation (the same multiply-adds as the aggregation; its weight gets a gradient too)."""
+    g = torch.Generator().manual_seed(1)
+    weight = (torch.randn(c['C'], 1, c['k'], c['k'], generator=g) * 0.02).to(**SETTINGS)
+    weight.requires_grad_(True)
+    pad = c['k'] // 2 * c['dil']
+    return lambda v, a, g: F.conv2d(v, weight, padding=pad, dilation=c['dil'], groups=c['C'])
+
+
+YARDSTICKS = ('wsa-sdpa', 'dwconv')  # not the same function: no output check, only timings
+
+
 def implementations(c, compile_ref):
     k, dil = c['k'], c['dil']
     if c['op'] == 'elsa':
         impls = {
             'compiled': lambda v, a, g: ops.elsa_aggregate(v, a, k, dil, None, g),
             'reference': lambda v, a, g: ops.elsa_aggregate_reference(v, a, k, dil, None, g),
+            'dwconv': depthwise_conv(c),
         }
         make = elsa_inputs
     else:
@@ -200,10 +224,8 @@ def compulsory_bytes(args, out, mode):
     return inputs + output if mode == 'fwd' else 3 * inputs + 2 * output
 
 
-def measure(fn, args, mode, warmup, min_iters, min_time, kernel=True):
-    """Median/p10/p90 ms and peak memory of one forward or forward+backward (``kernel``: also
-    the GPU-only time, where TIMING asks for it)."""
-    device = SETTINGS['device']
+def make_step(fn, args, mode):
+    """One forward (under inference mode) or forward+backward of ``fn(*args)``, as a callable."""
     if mode == 'fwd':
         def step():
             with torch.inference_mode():
@@ -218,7 +240,14 @@ def measure(fn, args, mode, warmup, min_iters, min_time, kernel=True):
             out = fn(*args)
             out.backward(grad)
             return out
+    return step
 
+
+def measure(fn, args, mode, warmup, min_iters, min_time, kernel=True):
+    """Median/p10/p90 ms and peak memory of one forward or forward+backward (``kernel``: also
+    the GPU-only time, where TIMING asks for it)."""
+    device = SETTINGS['device']
+    step = make_step(fn, args, mode)
     stats = time_step(step, warmup, min_iters, min_time, device=device,
                       before=TIMING['flush'])
     if TIMING['kernel_time'] and kernel:
@@ -247,7 +276,7 @@ def check_outputs(impls, make, case, failures):
             failures.append(note_failure(case['name'], 'reference', 'check', e))
             return errors
         for name, fn in impls.items():
-            if name in ('reference', 'wsa-sdpa'):
+            if name == 'reference' or name in YARDSTICKS:
                 continue
             try:
                 errors[name] = float((fn(*args) - ref).abs().max())
@@ -263,6 +292,69 @@ def note_failure(case, impl, mode, error):
     if SETTINGS['device'] == 'cuda':
         torch.cuda.empty_cache()
     return text
+
+
+def interleaved(case, impls, make, rounds, warmup=3):
+    """Ours (under every available CPU ISA) against the case's yardstick, interleaved: every
+    round times each of them once, forward and forward+backward. Returns rows of min/median ms
+    per implementation and mode and the ratios ours / yardstick."""
+    yard = next((n for n in YARDSTICKS if n in impls), None)
+    if yard is None:
+        return []
+    isas = ops.available_cpu_isas() if SETTINGS['device'] == 'cpu' else [None]
+    rows = []
+    for mode in ('fwd', 'fwd+bwd'):
+        inputs = make(case, mode == 'fwd+bwd')
+        steps = {}
+        for isa in isas:
+            step = make_step(impls['compiled'], inputs, mode)
+
+            def run(step=step, isa=isa):
+                if isa is not None:
+                    ops.set_cpu_isa(isa)
+                return step()
+
+            steps[f'ours[{isa}]' if isa else 'ours'] = run
+        steps[yard] = make_step(impls[yard], inputs, mode)
+        active = ops.cpu_isa()
+        times = {n: [] for n in steps}
+        try:
+            for _ in range(warmup):
+                for fn in steps.values():
+                    fn()
+            for _ in range(rounds):
+                for name, fn in steps.items():
+                    times[name].append(time_step(fn, warmup=0, min_iters=1, min_time=0.0,
+                                                 device=SETTINGS['device'])['median_ms'])
+        finally:
+            if active is not None:
+                ops.set_cpu_isa(active)
+        best = {n: min(t) for n, t in times.items()}
+        med = {n: sorted(t)[len(t) // 2] for n, t in times.items()}
+        for name in steps:
+            if name == yard:
+                continue
+            rows.append(dict(case=case['name'], mode=mode, impl=name, yardstick=yard,
+                             rounds=rounds, min_ms=best[name], median_ms=med[name],
+                             yard_min_ms=best[yard], yard_median_ms=med[yard],
+                             ratio_min=best[name] / best[yard],
+                             ratio_median=med[name] / med[yard]))
+    return rows
+
+
+def print_interleaved(rows):
+    if not rows:
+        return
+    print(f'\nOurs vs the same-work yardstick, interleaved ({rows[0]["rounds"]} rounds; '
+          'ratio = ours / yardstick, < 1 is faster):')
+    head = f'{"case":28s} {"mode":8s} {"ours":15s} {"min ms":>8s} {"med ms":>8s}   ' \
+           f'{"yardstick":9s} {"min ms":>8s} {"med ms":>8s}   {"ratio min":>9s} {"ratio med":>9s}'
+    print(head)
+    print('-' * len(head))
+    for r in rows:
+        print(f'{r["case"]:28s} {r["mode"]:8s} {r["impl"]:15s} {r["min_ms"]:8.2f} '
+              f'{r["median_ms"]:8.2f}   {r["yardstick"]:9s} {r["yard_min_ms"]:8.2f} '
+              f'{r["yard_median_ms"]:8.2f}   {r["ratio_min"]:9.2f} {r["ratio_median"]:9.2f}')
 
 
 # ----------------------------------------------------------------------------- report
@@ -309,8 +401,14 @@ def ratios(results):
     return rows
 
 
-def print_targets(rows):
-    """The CPU targets of BENCHMARKS.md, checked on the target cases."""
+# Issue 17: ours / the same-work yardstick on the target shapes, interleaved minima.
+YARDSTICK_TARGETS = {('elsa', 'fwd'): 2.0, ('elsa', 'fwd+bwd'): 0.6, ('na', 'fwd'): 1.2,
+                     ('na', 'fwd+bwd'): 1.2}
+
+
+def print_targets(rows, inter=()):
+    """The CPU targets of BENCHMARKS.md, checked on the target cases, and the yardstick targets
+    (on the interleaved minima of the ISA in use)."""
     def get(case, mode, vs):
         return next((r for r in rows if r['case'] == case and r['mode'] == mode and r['vs'] == vs),
                     None)
@@ -331,8 +429,16 @@ def print_targets(rows):
     if na_c:
         checks.append(('NA fwd+bwd faster than the torch.compile reference (> 1x)',
                        na_c['speedup'], 1.0, na_c['speedup'] > 1.0))
+    for case in TARGETS:
+        for mode in ('fwd', 'fwd+bwd'):
+            r = next((x for x in inter if x['case'] == case['name'] and x['mode'] == mode
+                      and x['impl'] == f'ours[{ops.cpu_isa()}]'), None)
+            if r:
+                limit = YARDSTICK_TARGETS[(case['op'], mode)]
+                checks.append((f'{case["op"].upper()} {mode} ours / {r["yardstick"]} <= {limit:g}'
+                               f' ({r["impl"]})', r['ratio_min'], limit, r['ratio_min'] <= limit))
     if checks:
-        print('\nCPU targets (../shared/BENCHMARKS.md), measured on the target shapes:')
+        print('\nCPU targets (../shared/BENCHMARKS.md, issue 17), measured on the target shapes:')
         for text, value, target, ok in checks:
             print(f'  [{"met" if ok else "MISSED"}] {text}: {value:.2f} (target {target:g})')
     return [dict(target=t, value=v, threshold=th, met=ok) for t, v, th, ok in checks]
@@ -395,6 +501,8 @@ def main():
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cpu')
     parser.add_argument('--dtype', choices=['fp32', 'fp16', 'bf16'], default='fp32',
                         help='input dtype (the CPU kernels compute 16-bit types in float32)')
+    parser.add_argument('--rounds', type=int, default=41,
+                        help='rounds of the interleaved ours-vs-yardstick timing (0: skip it)')
     parser.add_argument('--out', default='work_dirs/benchmark_ops.json', help='JSON output')
     args = parser.parse_args()
     if args.device == 'cuda' and not torch.cuda.is_available():
@@ -416,10 +524,15 @@ def main():
         cases = TARGETS + (SWEEP if args.sweep else [])
     if args.quick:
         args.compile_ref, args.warmup, args.min_iters, args.min_time = 'none', 1, 2, 0.0
+        args.rounds = min(args.rounds, 3)
     info = machine_info(args.dtype)
+    info['cpu_isa'] = ops.cpu_isa()
+    info['available_cpu_isas'] = ops.available_cpu_isas()
     print(f'CPU: {info["cpu"]}, {info["logical_cores"]} logical cores, torch threads '
           f'{info["torch_threads"]}, load avg {info["load_avg_start"]}; torch {info["torch"]}; '
-          f'{args.dtype} on {args.device}\n')
+          f'{args.dtype} on {args.device}')
+    print(f'CPU kernels: the {info["cpu_isa"]} build (available here: '
+          f'{", ".join(info["available_cpu_isas"]) or "none"}; MMVIT_CPU_ISA overrides)\n')
     if args.device == 'cuda':
         info['copy_gbytes_per_s'] = copy_bandwidth('cuda') / 1e9
         info['l2_flush_mb'] = TIMING['flush'].nbytes / 2**20 if TIMING['flush'] else 0
@@ -427,7 +540,7 @@ def main():
               f'{info["copy_gbytes_per_s"]:.0f} GB/s (read + write); L2 flushed before each '
               f'timed iteration: {"yes" if TIMING["flush"] else "no"}\n')
 
-    results, failures = [], []
+    results, failures, inter = [], [], []
     for case in cases:
         impls, make = implementations(case, args.compile_ref)
         errors = check_outputs(impls, make, case, failures)
@@ -448,10 +561,16 @@ def main():
                     row.setdefault('errors', {})[mode] = failures[-1]
             results.append(row)
             print(f'  done: {case["name"]} / {name}', file=sys.stderr)
+        if args.rounds > 0:
+            try:
+                inter += interleaved(case, impls, make, args.rounds)
+            except Exception as e:  # noqa: BLE001
+                failures.append(note_failure(case['name'], 'interleaved', 'both', e))
         if args.out:  # what is measured so far survives a run cut short (a time limit)
             write_json(args.out, dict(machine=info, results=results, failures=failures,
                                       partial=True))
     print_table(results)
+    print_interleaved(inter)
     if args.device == 'cuda':
         print('\nachieved bandwidth (compulsory bytes / median time) as a fraction of the '
               'measured copy:')
@@ -471,11 +590,11 @@ def main():
     if args.device == 'cuda':
         targets = print_gpu_targets(results, rows, info['copy_gbytes_per_s'], args.dtype)
     else:
-        targets = print_targets(rows)
+        targets = print_targets(rows, inter)
     info['load_avg_end'] = os.getloadavg()
     if args.out:
-        write_json(args.out, dict(machine=info, results=results, ratios=rows, targets=targets,
-                                  failures=failures))
+        write_json(args.out, dict(machine=info, results=results, ratios=rows,
+                                  interleaved=inter, targets=targets, failures=failures))
         print(f'\nwrote {args.out}')
     if failures:
         print(f'\n{len(failures)} measurement(s) FAILED:\n  ' + '\n  '.join(failures))
