@@ -17,64 +17,85 @@ constexpr int kElsaRows = 8;  // output rows per forward work item
 static_assert(kElsaChannels >= 1 && kElsaChannels <= 4,
               "forward_loop's switch has channel blocks of 1 to 4");
 
-// Copies rows [r0, r1) of n planes (HW apart, W wide) to buf, each row between pad zeros:
-// row r of plane c at buf + (c * (r1 - r0) + r - r0) * (W + 2 * pad) + pad.
+// A vector of L copies of s (s - 0 is s exactly, so this is a plain broadcast).
+template <typename V, typename T>
+static inline V vsplat(T s) {
+  return s - V{};
+}
+
+// The rows of one forward work item: the head's values at input rows r0 .. r1 - 1, each row
+// between pad zeros (channel c's input row iy at v + (iy - r0) * rstride + c * Wp + pad), the
+// head's attention and its ghosts, transposed per block of channels so that a tap's ghosts of
+// the block are adjacent (block j0 of nb channels: tap t, channel j0 + j at j0 * k*k + t * nb
+// + j).
 template <typename T>
-static void pad_rows(const T* src, int64_t HW, int n, int W, int r0, int r1, int pad, T* buf) {
-  const int Wp = W + 2 * pad;
-  for (int c = 0; c < n; ++c) {
+struct ElsaRows {
+  T* v;
+  int64_t rstride;
+  int Wp, r0;
+  const T* a;   // the head's attention, [k*k, H, W]
+  T *m, *bg;    // transposed ghosts of the head, cg * k*k each (unused when absent)
+};
+
+// Copies the input rows [r0, r1) of the head's cg planes (HW apart, W wide) to s.v.
+template <typename T>
+static void pad_rows(const T* src, int64_t HW, int cg, int W, int r0, int r1, int pad,
+                     const ElsaRows<T>& s) {
+  for (int c = 0; c < cg; ++c) {  // rows r0 .. r1 - 1 of a plane are adjacent: one stream
     for (int r = r0; r < r1; ++r) {
-      T* d = buf + (int64_t(c) * (r1 - r0) + r - r0) * Wp;
+      T* d = s.v + (r - r0) * s.rstride + int64_t(c) * s.Wp;
       for (int x = 0; x < pad; ++x) d[x] = d[pad + W + x] = T(0);
       std::memcpy(d + pad, src + c * HW + int64_t(r) * W, sizeof(T) * W);
     }
   }
 }
 
-// The rows of one forward work item: the padded values of a head's channels (channel j's
-// input row iy at vp + j * cstride + (iy - r0) * Wp, output column x's tap tx at + x + tx * dil)
-// and the head's attention and ghosts.
+// Transposes the ghosts [cg, K] of a head into blocks of kElsaChannels channels (ElsaRows).
 template <typename T>
-struct ElsaRows {
-  const T* vp;
-  int64_t cstride;
-  int Wp, r0;
-  const T* a;           // attention of the head, [k*k, H, W]
-  const T *m, *bg;      // ghosts of the head's channel 0, [cg, k*k], or nullptr
-};
+static void block_ghosts(const T* src, int cg, int K, T* dst) {
+  for (int j0 = 0; j0 < cg; j0 += kElsaChannels) {
+    const int nb = cg - j0 < kElsaChannels ? cg - j0 : kElsaChannels;
+    for (int j = 0; j < nb; ++j)
+      for (int t = 0; t < K; ++t) dst[int64_t(j0) * K + t * nb + j] = src[int64_t(j0 + j) * K + t];
+  }
+}
 
 // Outputs x .. x + NX * L of row y of channels j0 .. j0 + NB - 1: all taps summed in NB * NX
 // registers of type V (a vector of L lanes, or T itself for the columns past the last vector).
 template <typename T, typename V, int L, bool HAS_M, bool HAS_B, int NB, int NX>
 static inline void forward_block(const ElsaGeometry& g, const ElsaRows<T>& s, int y, int x,
                                  int j0, T* __restrict__ out) {
-  const int k = g.k, K = k * k, p = k / 2, dil = g.dil;
+  const int k = g.k, p = k / 2, dil = g.dil, Wp = s.Wp;
   const int64_t HW = g.plane();
   V acc[NB][NX];
   for (int j = 0; j < NB; ++j)
     for (int n = 0; n < NX; ++n) acc[j][n] = V{};
-  const T* vx = s.vp + j0 * s.cstride + x;
+  const T* vx = s.v + j0 * Wp + x;
   const T* ax = s.a + int64_t(y) * g.W + x;
+  const int64_t go = int64_t(j0) * k * k;
   for (int ty = 0; ty < k; ++ty) {
     const int iy = y + (ty - p) * dil;
     if (iy < 0 || iy >= g.H) continue;  // zero padding: the row adds nothing
-    const T* vr = vx + int64_t(iy - s.r0) * s.Wp;
+    const T* vt = vx + (iy - s.r0) * s.rstride;
+    const T* at = ax + ty * k * HW;
+    const T* __restrict__ mt = s.m + go + ty * k * NB;
+    const T* __restrict__ bt = s.bg + go + ty * k * NB;
     for (int tx = 0; tx < k; ++tx) {
-      const int t = ty * k + tx;
-      const T* at = ax + t * HW;
       V av[NX];
       for (int n = 0; n < NX; ++n) av[n] = vload<V>(at + n * L);
-      const T* vt = vr + tx * dil;
       for (int j = 0; j < NB; ++j) {
-        const T* __restrict__ vj = vt + j * s.cstride;
-        const int64_t gj = int64_t(j0 + j) * K + t;
+        V f[NX];
         for (int n = 0; n < NX; ++n) {
-          V f = av[n];
-          if (HAS_M) f = f * (V{} + s.m[gj]);
-          if (HAS_B) f = f + (V{} + s.bg[gj]);
-          acc[j][n] += vload<V>(vj + n * L) * f;
+          f[n] = av[n];
+          if (HAS_M) f[n] *= vsplat<V>(mt[j]);
+          if (HAS_B) f[n] += vsplat<V>(bt[j]);
+          acc[j][n] += vload<V>(vt + j * Wp + n * L) * f[n];
         }
       }
+      vt += dil;
+      at += HW;
+      mt += NB;
+      bt += NB;
     }
   }
   for (int j = 0; j < NB; ++j)
@@ -105,6 +126,16 @@ static inline void forward_row(const ElsaGeometry& g, const ElsaRows<T>& s, int 
   }
 }
 
+// Asks for one row of n planes (HW apart, W wide) ahead of its use: the k*k attention planes
+// of a head are more streams than the hardware prefetchers follow (the row is read from memory
+// by the first channel block, then from L1).
+template <typename T>
+static inline void prefetch_row(const T* row, int64_t HW, int n, int W) {
+  constexpr int kLine = 64 / sizeof(T);
+  for (int c = 0; c < n; ++c)
+    for (int x = 0; x < W; x += kLine) __builtin_prefetch(row + c * HW + x);
+}
+
 template <typename T, bool HAS_M, bool HAS_B>
 static void forward_loop(const ElsaGeometry& g, const T* v, const T* a, const T* m,
                          const T* bg, T* out) {
@@ -115,7 +146,10 @@ static void forward_loop(const ElsaGeometry& g, const T* v, const T* a, const T*
   const int most_rows = kElsaRows + 2 * pad < H ? kElsaRows + 2 * pad : H;
   at::parallel_for(0, int64_t(g.B) * G * blocks, 1, [&](int64_t begin, int64_t end) {
     // (new[], not std::vector: no std template is instantiated in an ISA build)
-    T* buf = new T[int64_t(cg) * most_rows * Wp];
+    T* buf = new T[int64_t(most_rows) * cg * Wp + 2 * int64_t(cg) * K];
+    ElsaRows<T> s{buf, int64_t(cg) * Wp, Wp, 0, nullptr, buf + int64_t(most_rows) * cg * Wp,
+                  buf + int64_t(most_rows) * cg * Wp + int64_t(cg) * K};
+    int ghost_head = -1;  // the head whose ghosts s holds
     for (int64_t item = begin; item < end; ++item) {
       const int64_t bh = item / blocks;  // b * G + head
       const int head = int(bh % G);
@@ -123,13 +157,23 @@ static void forward_loop(const ElsaGeometry& g, const T* v, const T* a, const T*
       const int y1 = y0 + kElsaRows < H ? y0 + kElsaRows : H;
       const int r0 = y0 - pad > 0 ? y0 - pad : 0, r1 = y1 + pad < H ? y1 + pad : H;
       const int64_t c0 = bh / G * g.C + int64_t(head) * cg;  // the head's first (b, c) plane
-      pad_rows(v + c0 * HW, HW, cg, W, r0, r1, pad, buf);
-      const ElsaRows<T> s{buf, int64_t(r1 - r0) * Wp, Wp, r0, a + bh * K * HW,
-                          HAS_M ? m + int64_t(head) * cg * K : nullptr,
-                          HAS_B ? bg + int64_t(head) * cg * K : nullptr};
+      s.r0 = r0;
+      s.a = a + bh * K * HW;
+      pad_rows(v + c0 * HW, HW, cg, W, r0, r1, pad, s);
+      if (head != ghost_head) {
+        if (HAS_M) block_ghosts(m + int64_t(head) * cg * K, cg, K, s.m);
+        if (HAS_B) block_ghosts(bg + int64_t(head) * cg * K, cg, K, s.bg);
+        ghost_head = head;
+      }
       T* o = out + c0 * HW;
       for (int y = y0; y < y1; ++y) {
-        for (int j0 = 0; j0 < cg; j0 += kElsaChannels) {
+        const int nblk = (cg + kElsaChannels - 1) / kElsaChannels;
+        for (int j0 = 0, blk = 0; j0 < cg; j0 += kElsaChannels, ++blk) {
+          // each channel block asks for its share of the taps of this plane's next row
+          if (y + 1 < H) {
+            const int t0 = blk * K / nblk, t1 = (blk + 1) * K / nblk;
+            prefetch_row(s.a + t0 * HW + int64_t(y + 1) * W, HW, t1 - t0, W);
+          }
           switch (cg - j0 < kElsaChannels ? cg - j0 : kElsaChannels) {
             case 4: forward_row<T, HAS_M, HAS_B, 4>(g, s, y, j0, o); break;
             case 3: forward_row<T, HAS_M, HAS_B, 3>(g, s, y, j0, o); break;
