@@ -1,13 +1,24 @@
-"""ELSA aggregation: compiled op vs the unfold reference, hand-computed cases, gradients, errors."""
+"""ELSA aggregation: compiled op vs the unfold reference, hand-computed cases, gradients, errors.
+
+The compiled comparisons run under each CPU kernel build this machine has (``isa`` fixture).
+"""
 
 import pytest
 import torch
 
-from mmvit_plugins.ops import (HAS_EXT, ELSAAggregateFunction, ELSAAggregation, elsa_aggregate,
+from mmvit_plugins.ops import (HAS_EXT, ELSAAggregateFunction, ELSAAggregation,
+                               available_cpu_isas, cpu_isa_override, elsa_aggregate,
                                elsa_aggregate_reference)
 from mmvit_plugins.registry import MODELS
 
 D = torch.float64
+
+
+@pytest.fixture(params=available_cpu_isas())
+def isa(request):
+    """Runs the test with the CPU kernels of one instruction set ('baseline', 'avx2')."""
+    with cpu_isa_override(request.param):
+        yield request.param
 
 
 def compiled(v, attn, k, dil=1, mul=None, add=None):
@@ -25,7 +36,7 @@ GRID = torch.arange(9, dtype=D).view(1, 1, 3, 3)  # 0 1 2 / 3 4 5 / 6 7 8
 
 
 @pytest.mark.parametrize('fn', [compiled, elsa_aggregate_reference])
-def test_box_sum(fn):
+def test_box_sum(fn, isa):
     # attn = 1 on every tap, no ghosts: a zero-padded 3x3 box sum.
     # corner (0,0): 0+1+3+4 = 8; edge (0,1): 0+1+2+3+4+5 = 15; centre: 0+...+8 = 36.
     out = fn(GRID, torch.ones(1, 1, 9, 3, 3, dtype=D), 3)
@@ -34,7 +45,7 @@ def test_box_sum(fn):
 
 
 @pytest.mark.parametrize('fn', [compiled, elsa_aggregate_reference])
-def test_tap_orientation_add_ghost(fn):
+def test_tap_orientation_add_ghost(fn, isa):
     # attn = 0 and an add ghost that is 1 only at tap (ty, tx) = (0, 0), i.e. input offset
     # (-1, -1): out[y, x] = v[y-1, x-1] (cross-correlation orientation, like conv2d).
     add = torch.zeros(1, 3, 3, dtype=D)
@@ -45,7 +56,7 @@ def test_tap_orientation_add_ghost(fn):
 
 
 @pytest.mark.parametrize('fn', [compiled, elsa_aggregate_reference])
-def test_dilation(fn):
+def test_dilation(fn, isa):
     # k=3, dilation 2: tap t=8 (ty=tx=2) reads v[y+2, x+2]; only that tap has weight.
     v = torch.arange(25, dtype=D).view(1, 1, 5, 5)
     attn = torch.zeros(1, 1, 9, 5, 5, dtype=D)
@@ -56,7 +67,7 @@ def test_dilation(fn):
 
 
 @pytest.mark.parametrize('fn', [compiled, elsa_aggregate_reference])
-def test_heads_and_mul_ghost(fn):
+def test_heads_and_mul_ghost(fn, isa):
     # C=4, G=2: channels 0,1 use head 0 (attn 2), channels 2,3 head 1 (attn 10). The mul
     # ghost keeps only the centre tap, scaled by 3, so out = 3 * attn * v.
     v = torch.randn(1, 4, 4, 5, dtype=D)
@@ -69,7 +80,7 @@ def test_heads_and_mul_ghost(fn):
     torch.testing.assert_close(out[:, 2:], 30 * v[:, 2:], rtol=0, atol=1e-12)
 
 
-def test_hand_gradients():
+def test_hand_gradients(isa):
     # Box sum of GRID with grad_out = 1:
     # grad_v[i] = number of windows holding i: 4 in corners, 6 on edges, 9 in the centre;
     # grad_attn[t] = v shifted by tap t (zero outside); grad_add[t] = sum of that shift.
@@ -98,9 +109,67 @@ def make_inputs(B, C, G, H, W, k, dil, mul, add, dtype=D):
 
 # The random sweeps over shapes (maps down to 1x1), kernel sizes, dilations, ghosts and input
 # layouts (forward and every gradient, float64) are the hypothesis tests in test_fuzz_ops.py.
+# The cases below pin the edges of the CPU loops for each build: channel blocks of 4 with a
+# remainder of 1-3 channels per head, rows that are not a whole number of vectors (4 or 8
+# lanes), rows narrower than one vector, dilation, 1x1 maps, k = 1 and windows wider than the map.
+EDGE_CASES = [
+    # B, C, G, H, W, k, dil, mul, add
+    (2, 12, 3, 17, 23, 7, 1, True, True),    # 4 channels per head, W = 2*8 + 7
+    (1, 10, 2, 9, 13, 5, 1, True, False),    # 5 per head: 4 + 1
+    (2, 14, 2, 11, 6, 3, 2, False, True),    # 7 per head: 4 + 3, dilation 2
+    (1, 6, 1, 1, 1, 3, 1, True, True),       # 1x1 map, 6 channels: 4 + 2
+    (1, 4, 2, 5, 3, 7, 3, False, False),     # rows narrower than a vector, window > map
+    (1, 3, 3, 8, 16, 1, 1, True, True),      # k = 1, one channel per head
+    (1, 8, 1, 20, 37, 7, 1, False, True),    # W = 37: vector pairs, one vector, a tail
+    (2, 9, 3, 30, 19, 3, 4, True, True),     # 3 per head, dilation 4
+]
 
 
-def test_float32_matches_float64_reference():
+def channels_last(t):
+    """The same values with permuted strides (not contiguous)."""
+    if t is None or t.dim() < 3:
+        return t
+    dims = list(range(t.dim()))
+    perm = dims[:1] + dims[2:] + dims[1:2]
+    back = [perm.index(d) for d in dims]
+    return t.permute(*perm).contiguous().permute(*back)
+
+
+@pytest.mark.parametrize('contiguous', [True, False])
+@pytest.mark.parametrize('B,C,G,H,W,k,dil,mul,add', EDGE_CASES)
+def test_matches_reference_forward_and_gradients(B, C, G, H, W, k, dil, mul, add, contiguous,
+                                                 isa):
+    inputs = make_inputs(B, C, G, H, W, k, dil, mul, add)
+    ours = [None if t is None else t.clone().requires_grad_() for t in inputs]
+    refs = [None if t is None else t.clone().requires_grad_() for t in inputs]
+    laid = ours if contiguous else [channels_last(t) for t in ours]
+    if not contiguous and min(C, H * W) > 1:  # (size-1 dims make any strides contiguous)
+        assert not laid[0].is_contiguous()
+    out = compiled(laid[0], laid[1], k, dil, laid[2], laid[3])
+    ref = elsa_aggregate_reference(refs[0], refs[1], k, dil, refs[2], refs[3])
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    grad_out = torch.randn_like(ref)
+    if not contiguous:
+        grad_out = channels_last(grad_out)
+    leaves = [t for t in ours if t is not None]
+    grads = torch.autograd.grad(out, leaves, grad_out)
+    ref_grads = torch.autograd.grad(ref, [t for t in refs if t is not None], grad_out)
+    for name, got, want in zip(['v', 'attn', 'mul_ghost', 'add_ghost'][:len(grads)], grads,
+                               ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-11, msg=lambda m: f'{name}: {m}')
+
+
+@pytest.mark.parametrize('B,C,G,H,W,k,dil,mul,add', EDGE_CASES)
+def test_float32_edges_match_float64_reference(B, C, G, H, W, k, dil, mul, add, isa):
+    # float32 rows have 8 lanes in the AVX2 build: other vector and tail splits than float64.
+    inputs = make_inputs(B, C, G, H, W, k, dil, mul, add)
+    out = compiled(*(None if t is None else t.float() for t in inputs[:2]), k, dil,
+                   *(None if t is None else t.float() for t in inputs[2:]))
+    ref = elsa_aggregate_reference(inputs[0], inputs[1], k, dil, *inputs[2:])
+    torch.testing.assert_close(out, ref.float(), rtol=1e-5, atol=1e-5)
+
+
+def test_float32_matches_float64_reference(isa):
     inputs = make_inputs(2, 12, 3, 17, 23, 7, 1, True, True, dtype=torch.float32)
     out = elsa_aggregate(inputs[0], inputs[1], 7, 1, *inputs[2:])
     ref = elsa_aggregate_reference(inputs[0].double(), inputs[1].double(), 7, 1,
@@ -114,14 +183,14 @@ def test_float32_matches_float64_reference():
     (5, 1, 3, 6, False, True),  # map smaller than the window
     (3, 1, 1, 1, True, True),
 ])
-def test_gradcheck(k, dil, H, W, mul, add):
+def test_gradcheck(k, dil, H, W, mul, add, isa):
     inputs = make_inputs(2, 4, 2, H, W, k, dil, mul, add)
     leaves = [None if t is None else t.requires_grad_() for t in inputs]
     assert torch.autograd.gradcheck(
         lambda v, a, m, g: ELSAAggregateFunction.apply(v, a, m, g, k, dil), leaves)
 
 
-def test_needs_input_grad_subsets():
+def test_needs_input_grad_subsets(isa):
     v, attn, m, a = make_inputs(1, 4, 2, 6, 7, 3, 1, True, True)
     a.requires_grad_()
     compiled(v, attn, 3, 1, m, a).sum().backward()
@@ -133,7 +202,7 @@ def test_needs_input_grad_subsets():
 # ----------------------------------------------------------------------------- layouts and dtypes
 
 
-def test_non_contiguous_inputs():
+def test_non_contiguous_inputs(isa):
     v, attn, m, a = make_inputs(2, 6, 3, 9, 8, 5, 1, True, True)
     v_nc = v.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # channels-last strides
     attn_nc = attn.transpose(3, 4).contiguous().transpose(3, 4)
