@@ -6,19 +6,11 @@ The compiled comparisons run under each CPU kernel build this machine has (``isa
 import pytest
 import torch
 
-from mmvit_plugins.ops import (HAS_EXT, ELSAAggregateFunction, ELSAAggregation,
-                               available_cpu_isas, cpu_isa_override, elsa_aggregate,
+from mmvit_plugins.ops import (HAS_EXT, ELSAAggregateFunction, ELSAAggregation, elsa_aggregate,
                                elsa_aggregate_reference)
 from mmvit_plugins.registry import MODELS
 
 D = torch.float64
-
-
-@pytest.fixture(params=available_cpu_isas())
-def isa(request):
-    """Runs the test with the CPU kernels of one instruction set ('baseline', 'avx2')."""
-    with cpu_isa_override(request.param):
-        yield request.param
 
 
 def compiled(v, attn, k, dil=1, mul=None, add=None):
@@ -36,7 +28,7 @@ GRID = torch.arange(9, dtype=D).view(1, 1, 3, 3)  # 0 1 2 / 3 4 5 / 6 7 8
 
 
 @pytest.mark.parametrize('fn', [compiled, elsa_aggregate_reference])
-def test_box_sum(fn, isa):
+def test_box_sum(fn, cpu_isa):
     # attn = 1 on every tap, no ghosts: a zero-padded 3x3 box sum.
     # corner (0,0): 0+1+3+4 = 8; edge (0,1): 0+1+2+3+4+5 = 15; centre: 0+...+8 = 36.
     out = fn(GRID, torch.ones(1, 1, 9, 3, 3, dtype=D), 3)
@@ -45,7 +37,7 @@ def test_box_sum(fn, isa):
 
 
 @pytest.mark.parametrize('fn', [compiled, elsa_aggregate_reference])
-def test_tap_orientation_add_ghost(fn, isa):
+def test_tap_orientation_add_ghost(fn, cpu_isa):
     # attn = 0 and an add ghost that is 1 only at tap (ty, tx) = (0, 0), i.e. input offset
     # (-1, -1): out[y, x] = v[y-1, x-1] (cross-correlation orientation, like conv2d).
     add = torch.zeros(1, 3, 3, dtype=D)
@@ -56,7 +48,7 @@ def test_tap_orientation_add_ghost(fn, isa):
 
 
 @pytest.mark.parametrize('fn', [compiled, elsa_aggregate_reference])
-def test_dilation(fn, isa):
+def test_dilation(fn, cpu_isa):
     # k=3, dilation 2: tap t=8 (ty=tx=2) reads v[y+2, x+2]; only that tap has weight.
     v = torch.arange(25, dtype=D).view(1, 1, 5, 5)
     attn = torch.zeros(1, 1, 9, 5, 5, dtype=D)
@@ -67,7 +59,7 @@ def test_dilation(fn, isa):
 
 
 @pytest.mark.parametrize('fn', [compiled, elsa_aggregate_reference])
-def test_heads_and_mul_ghost(fn, isa):
+def test_heads_and_mul_ghost(fn, cpu_isa):
     # C=4, G=2: channels 0,1 use head 0 (attn 2), channels 2,3 head 1 (attn 10). The mul
     # ghost keeps only the centre tap, scaled by 3, so out = 3 * attn * v.
     v = torch.randn(1, 4, 4, 5, dtype=D)
@@ -80,7 +72,7 @@ def test_heads_and_mul_ghost(fn, isa):
     torch.testing.assert_close(out[:, 2:], 30 * v[:, 2:], rtol=0, atol=1e-12)
 
 
-def test_hand_gradients(isa):
+def test_hand_gradients(cpu_isa):
     # Box sum of GRID with grad_out = 1:
     # grad_v[i] = number of windows holding i: 4 in corners, 6 on edges, 9 in the centre;
     # grad_attn[t] = v shifted by tap t (zero outside); grad_add[t] = sum of that shift.
@@ -138,7 +130,7 @@ def channels_last(t):
 @pytest.mark.parametrize('contiguous', [True, False])
 @pytest.mark.parametrize('B,C,G,H,W,k,dil,mul,add', EDGE_CASES)
 def test_matches_reference_forward_and_gradients(B, C, G, H, W, k, dil, mul, add, contiguous,
-                                                 isa):
+                                                 cpu_isa):
     inputs = make_inputs(B, C, G, H, W, k, dil, mul, add)
     ours = [None if t is None else t.clone().requires_grad_() for t in inputs]
     refs = [None if t is None else t.clone().requires_grad_() for t in inputs]
@@ -160,7 +152,7 @@ def test_matches_reference_forward_and_gradients(B, C, G, H, W, k, dil, mul, add
 
 
 @pytest.mark.parametrize('B,C,G,H,W,k,dil,mul,add', EDGE_CASES)
-def test_float32_edges_match_float64_reference(B, C, G, H, W, k, dil, mul, add, isa):
+def test_float32_edges_match_float64_reference(B, C, G, H, W, k, dil, mul, add, cpu_isa):
     # float32 rows have 8 lanes in the AVX2 build: other vector and tail splits than float64.
     inputs = make_inputs(B, C, G, H, W, k, dil, mul, add)
     out = compiled(*(None if t is None else t.float() for t in inputs[:2]), k, dil,
@@ -169,7 +161,7 @@ def test_float32_edges_match_float64_reference(B, C, G, H, W, k, dil, mul, add, 
     torch.testing.assert_close(out, ref.float(), rtol=1e-5, atol=1e-5)
 
 
-def test_float32_matches_float64_reference(isa):
+def test_float32_matches_float64_reference(cpu_isa):
     inputs = make_inputs(2, 12, 3, 17, 23, 7, 1, True, True, dtype=torch.float32)
     out = elsa_aggregate(inputs[0], inputs[1], 7, 1, *inputs[2:])
     ref = elsa_aggregate_reference(inputs[0].double(), inputs[1].double(), 7, 1,
@@ -183,14 +175,14 @@ def test_float32_matches_float64_reference(isa):
     (5, 1, 3, 6, False, True),  # map smaller than the window
     (3, 1, 1, 1, True, True),
 ])
-def test_gradcheck(k, dil, H, W, mul, add, isa):
+def test_gradcheck(k, dil, H, W, mul, add, cpu_isa):
     inputs = make_inputs(2, 4, 2, H, W, k, dil, mul, add)
     leaves = [None if t is None else t.requires_grad_() for t in inputs]
     assert torch.autograd.gradcheck(
         lambda v, a, m, g: ELSAAggregateFunction.apply(v, a, m, g, k, dil), leaves)
 
 
-def test_needs_input_grad_subsets(isa):
+def test_needs_input_grad_subsets(cpu_isa):
     v, attn, m, a = make_inputs(1, 4, 2, 6, 7, 3, 1, True, True)
     a.requires_grad_()
     compiled(v, attn, 3, 1, m, a).sum().backward()
@@ -202,7 +194,7 @@ def test_needs_input_grad_subsets(isa):
 # ----------------------------------------------------------------------------- layouts and dtypes
 
 
-def test_non_contiguous_inputs(isa):
+def test_non_contiguous_inputs(cpu_isa):
     v, attn, m, a = make_inputs(2, 6, 3, 9, 8, 5, 1, True, True)
     v_nc = v.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # channels-last strides
     attn_nc = attn.transpose(3, 4).contiguous().transpose(3, 4)

@@ -17,12 +17,6 @@ constexpr int kElsaRows = 8;  // output rows per forward work item
 static_assert(kElsaChannels >= 1 && kElsaChannels <= 4,
               "forward_loop's switch has channel blocks of 1 to 4");
 
-// A vector of L copies of s (s - 0 is s exactly, so this is a plain broadcast).
-template <typename V, typename T>
-static inline V vsplat(T s) {
-  return s - V{};
-}
-
 // The rows of one forward work item: the head's values at input rows r0 .. r1 - 1, each row
 // between pad zeros (channel c's input row iy at v + (iy - r0) * rstride + c * Wp + pad), the
 // head's attention and its ghosts, transposed per block of channels so that a tap's ghosts of

@@ -91,7 +91,7 @@ static inline void sum_block(const T* __restrict__ w, const T* __restrict__ p0, 
   for (int my = 0; my < k; ++my) {
     const T* pr = p0 + my * tap_y + c0;
     for (int mx = 0; mx < k; ++mx) {
-      const V wv = V{} + w[my * k + mx];
+      const V wv = vsplat<V>(w[my * k + mx]);
       const T* p = pr + mx * tap_x;
       for (int n = 0; n < NB; ++n) acc[n] += wv * vload<V>(p + n * L);
     }
@@ -155,7 +155,7 @@ static inline void gather_block(const T* __restrict__ w, const T* __restrict__ a
   V acc[NB];
   for (int m = 0; m < NB; ++m) acc[m] = V{};
   for (int e = 0; e < n; ++e) {
-    const V wv = V{} + w[qo[e] * K + tp[e]];
+    const V wv = vsplat<V>(w[qo[e] * K + tp[e]]);
     const T* p = a + qo[e] * d + c0;
     for (int m = 0; m < NB; ++m) acc[m] += wv * vload<V>(p + m * L);
   }

@@ -32,6 +32,12 @@ struct Simd {
   static inline void vstore(T* p, const V& v) {                                         \
     std::memcpy(p, &v, sizeof(V));                                                      \
   }                                                                                     \
+  /* A vector of copies of s: s - 0 is s exactly (0 + s is not, for s = -0), so this */ \
+  /* compiles to a plain broadcast. */                                                  \
+  template <typename V, typename T>                                                     \
+  static inline V vsplat(T s) {                                                         \
+    return s - V{};                                                                     \
+  }                                                                                     \
   template <typename T, typename V>                                                     \
   static inline T hsum(const V& v) {                                                    \
     T s = 0;                                                                            \
