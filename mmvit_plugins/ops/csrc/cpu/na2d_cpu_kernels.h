@@ -10,23 +10,28 @@
 
 MMVIT_SIMD_HELPERS
 
-// o[n] = <q, p + n * step> for n < N (+ the scalar tail of d).
+// o[n] = <q, p + n * step> for n < N (+ the scalar tail of d). The N accumulators are reduced
+// L at a time by transpose_sums (a tree of shuffled adds), not one horizontal sum each.
 template <typename T, int N>
 static inline void dot_block(const T* __restrict__ q, const T* __restrict__ p, int64_t step,
                              int d, T* __restrict__ o) {
   using V = typename Simd<T, kVecBytes>::V;
   constexpr int L = Simd<T, kVecBytes>::L;
+  constexpr int NP = (N + L - 1) / L * L;  // padded with zero accumulators to whole groups
   const int vd = d / L * L;
-  V acc[N];
-  for (int n = 0; n < N; ++n) acc[n] = V{};
+  V acc[NP];
+  for (int n = 0; n < NP; ++n) acc[n] = V{};
   for (int c = 0; c < vd; c += L) {
     const V qv = vload<V>(q + c);
     for (int n = 0; n < N; ++n) acc[n] += qv * vload<V>(p + n * step + c);
   }
-  for (int n = 0; n < N; ++n) {
-    T s = hsum<T>(acc[n]);
-    for (int c = vd; c < d; ++c) s += q[c] * p[n * step + c];
-    o[n] = s;
+  for (int g = 0; g < NP; g += L) {
+    const V sums = transpose_sums<T>(acc + g);
+    for (int l = 0; l < L && g + l < N; ++l) {
+      T s = sums[l];
+      for (int c = vd; c < d; ++c) s += q[c] * p[(g + l) * step + c];
+      o[g + l] = s;
+    }
   }
 }
 
