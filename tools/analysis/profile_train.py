@@ -102,6 +102,7 @@ def main(argv=None):
     options = _parse_options(args.cfg_options) if args.cfg_options else None
     with tempfile.TemporaryDirectory() as work_dir:
         cfg = prepare_train_cfg(args.config, work_dir=work_dir, cfg_options=options)
+        cfg.log_level = 'WARNING'  # not the environment and config dumps of a training run
         runner = build_runner(cfg)
         loader = runner.build_dataloader(cfg.train_dataloader)
         optim = runner.build_optim_wrapper(cfg.optim_wrapper)
