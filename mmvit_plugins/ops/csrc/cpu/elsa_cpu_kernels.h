@@ -328,10 +328,11 @@ void elsa_grad_v(const ElsaGeometry& g, const T* dy, const T* a, const T* m, con
 // Backward, grad_attn and the ghost sums: per work item (sample, head, block of kElsaRows
 // output rows) the head's value rows are copied once between zero columns and zero rows (the
 // inputs outside the map), so a tap of a vector of outputs is one load at a fixed offset. Each
-// vector of outputs sums a block of kElsaTaps taps over the head's channels in registers; the
-// products dy * v_t also go to a vector of ghost sums per (channel, tap), reduced to float64
-// per work item (a horizontal reduction per vector would cost more than the products).
-constexpr int kElsaTaps = 8;  // k*k = 1 mod 8 for odd k: blocks of 8 taps and one single tap
+// pair of vectors of outputs sums a block of kElsaTaps taps over the head's channels in
+// registers; the products dy * v_t of the pair also go to a vector of ghost sums per (channel,
+// tap) in memory (two products per update), reduced to float64 per work item (a horizontal
+// reduction per vector would cost more than the products).
+constexpr int kElsaTaps = 4;  // k*k = 1 mod 4 for odd k: blocks of 4 taps and one single tap
 
 template <typename T>
 struct ElsaAttnRows {
@@ -345,51 +346,69 @@ struct ElsaAttnRows {
   T *sm, *sb;   // the ghost sums of channel c, tap t: Simd L lanes at (c * k*k + t) * L
 };
 
-// Outputs x .. x + L of row y, taps t0 .. t0 + TB - 1.
+// Outputs x .. x + NX * L of row y, taps t0 .. t0 + TB - 1.
 template <typename T, typename V, int L, bool HAS_M, bool NEED_A, bool NEED_M, bool NEED_B,
-          int TB>
+          int TB, int NX>
 static inline void grad_attn_block(const ElsaGeometry& g, const ElsaAttnRows<T>& s, int y,
                                    int x, int t0, T* __restrict__ da) {
   constexpr int LS = Simd<T, kVecBytes>::L;
   const int cg = g.cg(), K = g.k * g.k, Wp = s.Wp;
   const int64_t HW = g.plane(), o = int64_t(y) * g.W + x;
-  V acc[TB];
-  for (int i = 0; i < TB; ++i) acc[i] = V{};
+  V acc[TB][NX];
+  for (int i = 0; i < TB; ++i)
+    for (int n = 0; n < NX; ++n) acc[i][n] = V{};
   const T* vo = s.v + (y - s.r0) * s.rstride + x;
   const int64_t* off = s.off + t0;
   const T* ao = s.a + t0 * HW + o;
   for (int c = 0; c < cg; ++c) {
-    const V d = vload<V>(s.dy + c * HW + o);
+    V d[NX];
+    for (int n = 0; n < NX; ++n) d[n] = vload<V>(s.dy + c * HW + o + n * L);
     const T* vc = vo + c * Wp;
     const T* mc = HAS_M ? s.m + c * K + t0 : nullptr;
     T* smc = NEED_M ? s.sm + (int64_t(c) * K + t0) * LS : nullptr;
     T* sbc = NEED_B ? s.sb + (int64_t(c) * K + t0) * LS : nullptr;
     for (int i = 0; i < TB; ++i) {
-      const V pr = vload<V>(vc + off[i]) * d;
+      V pr[NX];
+      for (int n = 0; n < NX; ++n) pr[n] = vload<V>(vc + off[i] + n * L) * d[n];
       if (NEED_A) {
-        if (HAS_M) acc[i] += pr * vsplat<V>(mc[i]);
-        else acc[i] += pr;
+        for (int n = 0; n < NX; ++n) {
+          if (HAS_M) acc[i][n] += pr[n] * vsplat<V>(mc[i]);
+          else acc[i][n] += pr[n];
+        }
       }
-      if (NEED_B) vstore(sbc + i * LS, vload<V>(sbc + i * LS) + pr);
-      if (NEED_M) vstore(smc + i * LS, vload<V>(smc + i * LS) + pr * vload<V>(ao + i * HW));
+      if (NEED_B) {
+        V sb = vload<V>(sbc + i * LS);
+        for (int n = 0; n < NX; ++n) sb += pr[n];
+        vstore(sbc + i * LS, sb);
+      }
+      if (NEED_M) {
+        V sm = vload<V>(smc + i * LS);
+        for (int n = 0; n < NX; ++n) sm += pr[n] * vload<V>(ao + i * HW + n * L);
+        vstore(smc + i * LS, sm);
+      }
     }
   }
   if (NEED_A)
-    for (int i = 0; i < TB; ++i) vstore(da + (t0 + i) * HW + o, acc[i]);
+    for (int i = 0; i < TB; ++i)
+      for (int n = 0; n < NX; ++n) vstore(da + (t0 + i) * HW + o + n * L, acc[i][n]);
 }
 
-// Row y, taps t0 .. t0 + TB - 1: whole vectors, then the columns past the last one by one (an
-// overlapping vector would add its products to the ghost sums twice).
+// Row y, taps t0 .. t0 + TB - 1: pairs of vectors, then one vector, then the columns past the
+// last vector one by one (an overlapping vector would add its products to the ghost sums twice).
 template <typename T, bool HAS_M, bool NEED_A, bool NEED_M, bool NEED_B, int TB>
 static inline void grad_attn_taps(const ElsaGeometry& g, const ElsaAttnRows<T>& s, int y,
                                   int t0, T* da) {
   using V = typename Simd<T, kVecBytes>::V;
   constexpr int L = Simd<T, kVecBytes>::L;
   int x = 0;
-  for (; x + L <= g.W; x += L)
-    grad_attn_block<T, V, L, HAS_M, NEED_A, NEED_M, NEED_B, TB>(g, s, y, x, t0, da);
+  for (; x + 2 * L <= g.W; x += 2 * L)
+    grad_attn_block<T, V, L, HAS_M, NEED_A, NEED_M, NEED_B, TB, 2>(g, s, y, x, t0, da);
+  if (x + L <= g.W) {
+    grad_attn_block<T, V, L, HAS_M, NEED_A, NEED_M, NEED_B, TB, 1>(g, s, y, x, t0, da);
+    x += L;
+  }
   for (; x < g.W; ++x)
-    grad_attn_block<T, T, 1, HAS_M, NEED_A, NEED_M, NEED_B, TB>(g, s, y, x, t0, da);
+    grad_attn_block<T, T, 1, HAS_M, NEED_A, NEED_M, NEED_B, TB, 1>(g, s, y, x, t0, da);
 }
 
 template <typename T, bool HAS_M, bool NEED_A, bool NEED_M, bool NEED_B>
