@@ -161,6 +161,25 @@ def test_float32_edges_match_float64_reference(B, C, G, H, W, k, dil, mul, add, 
     torch.testing.assert_close(out, ref.float(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize('B,C,G,H,W,k,dil,mul,add', EDGE_CASES)
+def test_float32_edge_gradients_match_float64_reference(B, C, G, H, W, k, dil, mul, add,
+                                                        cpu_isa):
+    # The float32 backward runs 8 lanes in the AVX2 build: other vector and tail splits of the
+    # rows (grad_v's vectors, grad_attn's columns past the last vector) than float64.
+    inputs = make_inputs(B, C, G, H, W, k, dil, mul, add)
+    ours = [None if t is None else t.float().requires_grad_() for t in inputs]
+    refs = [None if t is None else t.clone().requires_grad_() for t in inputs]
+    out = compiled(ours[0], ours[1], k, dil, ours[2], ours[3])
+    ref = elsa_aggregate_reference(refs[0], refs[1], k, dil, refs[2], refs[3])
+    grad_out = torch.randn_like(ref)
+    grads = torch.autograd.grad(out, [t for t in ours if t is not None], grad_out.float())
+    ref_grads = torch.autograd.grad(ref, [t for t in refs if t is not None], grad_out)
+    for name, got, want in zip(['v', 'attn', 'mul_ghost', 'add_ghost'][:len(grads)], grads,
+                               ref_grads):
+        torch.testing.assert_close(got, want.float(), rtol=1e-5, atol=1e-5,
+                                   msg=lambda m: f'{name}: {m}')
+
+
 def test_float32_matches_float64_reference(cpu_isa):
     inputs = make_inputs(2, 12, 3, 17, 23, 7, 1, True, True, dtype=torch.float32)
     out = elsa_aggregate(inputs[0], inputs[1], 7, 1, *inputs[2:])
@@ -189,6 +208,26 @@ def test_needs_input_grad_subsets(cpu_isa):
     ref = a.detach().clone().requires_grad_()
     elsa_aggregate_reference(v, attn, 3, 1, m, ref).sum().backward()
     torch.testing.assert_close(a.grad, ref.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('needs', [(v, a, m, g) for v in (0, 1) for a in (0, 1)
+                                   for m in (0, 1) for g in (0, 1) if v or a or m or g])
+def test_gradient_subsets_match_reference(needs, cpu_isa):
+    # Each subset of (v, attn, mul_ghost, add_ghost) that needs a gradient: the backward
+    # computes only those (grad_attn's loop also runs for the ghost sums alone, or without
+    # grad_attn's mul ghost factor). 17 rows: row blocks of 8 with a remainder; W = 23: columns
+    # past the last vector.
+    inputs = make_inputs(2, 12, 3, 17, 23, 7, 1, True, True)
+    ours = [t.clone().requires_grad_(bool(n)) for t, n in zip(inputs, needs)]
+    refs = [t.clone().requires_grad_(bool(n)) for t, n in zip(inputs, needs)]
+    out = compiled(ours[0], ours[1], 7, 1, ours[2], ours[3])
+    ref = elsa_aggregate_reference(refs[0], refs[1], 7, 1, refs[2], refs[3])
+    grad_out = torch.randn_like(ref)
+    grads = torch.autograd.grad(out, [t for t in ours if t.requires_grad], grad_out)
+    ref_grads = torch.autograd.grad(ref, [t for t in refs if t.requires_grad], grad_out)
+    names = [n for n, need in zip(['v', 'attn', 'mul_ghost', 'add_ghost'], needs) if need]
+    for name, got, want in zip(names, grads, ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-11, msg=lambda m: f'{name}: {m}')
 
 
 # ----------------------------------------------------------------------------- layouts and dtypes

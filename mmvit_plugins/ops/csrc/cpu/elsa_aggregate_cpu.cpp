@@ -89,24 +89,25 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> elsa_aggregate_backwa
   const auto opts = v.options();
   at::Tensor dv = need_v ? at::empty_like(v) : at::empty({0}, opts);
   at::Tensor da = need_a ? at::empty_like(attn) : at::empty({0}, opts);
-  // Per-sample ghost sums in float64, reduced over the batch at the end.
+  // Ghost sums in float64 per sample and block of rows, reduced over both at the end.
   const auto acc_opts = opts.dtype(at::kDouble);
-  at::Tensor gm = need_m ? at::empty({B, C, K}, acc_opts) : at::Tensor();
-  at::Tensor gb = need_b ? at::empty({B, C, K}, acc_opts) : at::Tensor();
+  const int64_t blocks = elsa_row_blocks(g.H);
+  at::Tensor gm = need_m ? at::empty({B, blocks, C, K}, acc_opts) : at::Tensor();
+  at::Tensor gb = need_b ? at::empty({B, blocks, C, K}, acc_opts) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "elsa_aggregate_backward_cpu", [&] {
     const scalar_t* dyp = dy.data_ptr<scalar_t>();
-    const scalar_t* vp = v.data_ptr<scalar_t>();
+    const scalar_t* ap = attn.data_ptr<scalar_t>();
     const scalar_t* mp = ptr_or_null<scalar_t>(m);
-    if (need_v || need_m || need_b) {
-      MMVIT_CPU_DISPATCH(elsa_backward_v<scalar_t>, g, dyp, vp, attn.data_ptr<scalar_t>(), mp,
-                         ptr_or_null<scalar_t>(bg), need_v ? dv.data_ptr<scalar_t>() : nullptr,
-                         ptr_or_null<double>(gm), ptr_or_null<double>(gb));
+    if (need_v) MMVIT_CPU_DISPATCH(elsa_grad_v<scalar_t>, g, dyp, ap, mp,
+                                   ptr_or_null<scalar_t>(bg), dv.data_ptr<scalar_t>());
+    if (need_a || need_m || need_b) {
+      MMVIT_CPU_DISPATCH(elsa_grad_attn<scalar_t>, g, dyp, v.data_ptr<scalar_t>(), ap, mp,
+                         need_a ? da.data_ptr<scalar_t>() : nullptr, ptr_or_null<double>(gm),
+                         ptr_or_null<double>(gb));
     }
-    if (need_a) MMVIT_CPU_DISPATCH(elsa_grad_attn<scalar_t>, g, dyp, vp, mp,
-                                   da.data_ptr<scalar_t>());
   });
   const auto ghost_grad = [&](bool need, const at::Tensor& acc) {
-    return need ? acc.sum(0).view({C, k, k}).to(v.scalar_type()) : at::empty({0}, opts);
+    return need ? acc.sum({0, 1}).view({C, k, k}).to(v.scalar_type()) : at::empty({0}, opts);
   };
   return {dv, da, ghost_grad(need_m, gm), ghost_grad(need_b, gb)};
 }

@@ -21,12 +21,17 @@ struct ElsaGeometry {
   int64_t plane() const { return int64_t(H) * W; }
 };
 
+// Rows per work item of the loops; the ghost sums are per (sample, block of rows).
+constexpr int kElsaRows = 8;
+inline int elsa_row_blocks(int H) { return (H + kElsaRows - 1) / kElsaRows; }
+
 // The three loops of the two entry points (m, bg: the ghosts, nullptr when absent):
 //   elsa_forward      out = sum_t shift_t(v) * (attn_t * m_t + bg_t)
-//   elsa_backward_v   dv (the transposed filter) and the per-sample ghost-gradient sums
-//                     gm[b,c,t] = sum_o dy*v_t*a_t, gb[b,c,t] = sum_o dy*v_t (float64);
-//                     each of dv, gm, gb may be nullptr (not computed)
-//   elsa_grad_attn    da[b,g,t] = sum_{c in head g} dy_c * shift_t(v_c) * m_c[t]
+//   elsa_grad_v       dv, the transposed filter: dv = sum_t shift_-t(dy * (attn_t * m_t + bg_t))
+//   elsa_grad_attn    da[b,g,t] = sum_{c in head g} dy_c * shift_t(v_c) * m_c[t] and the
+//                     ghost-gradient sums per sample and block of kElsaRows output rows
+//                     gm[b,blk,c,t] = sum_o dy*v_t*a_t, gb[b,blk,c,t] = sum_o dy*v_t (float64,
+//                     [B, elsa_row_blocks(H), C, k*k]); each of da, gm, gb may be nullptr
 // All are parallel and write every output element exactly once.
 #define MMVIT_DECLARE_ELSA_LOOPS(ns)                                                          \
   namespace ns {                                                                            \
@@ -34,10 +39,11 @@ struct ElsaGeometry {
   void elsa_forward(const ElsaGeometry& g, const T* v, const T* a, const T* m, const T* bg, \
                     T* out);                                                                \
   template <typename T>                                                                     \
-  void elsa_backward_v(const ElsaGeometry& g, const T* dy, const T* v, const T* a,          \
-                       const T* m, const T* bg, T* dv, double* gm, double* gb);             \
+  void elsa_grad_v(const ElsaGeometry& g, const T* dy, const T* a, const T* m, const T* bg, \
+                   T* dv);                                                                  \
   template <typename T>                                                                     \
-  void elsa_grad_attn(const ElsaGeometry& g, const T* dy, const T* v, const T* m, T* da);   \
+  void elsa_grad_attn(const ElsaGeometry& g, const T* dy, const T* v, const T* a,           \
+                      const T* m, T* da, double* gm, double* gb);                           \
   }
 
 MMVIT_DECLARE_ELSA_LOOPS(cpu_baseline)

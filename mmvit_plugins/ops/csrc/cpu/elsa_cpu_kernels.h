@@ -8,12 +8,11 @@
 // unaligned load with no bounds check. Each vector of outputs of kElsaChannels channels then
 // sums all k*k taps in registers and is written once; the head's attention vector of a tap is
 // loaded once for those channels (they share it).
-// Backward: per (b, c) plane for grad_v and the ghosts, per (b, g, tap) plane for grad_attn,
-// over the rectangle of outputs whose tap input is inside the map.
+// Backward: grad_v in the same shape with the taps mirrored (grad_v_loop); grad_attn and the
+// ghost sums together, over blocks of taps (grad_attn_loop).
 
 MMVIT_SIMD_HELPERS
 
-constexpr int kElsaRows = 8;  // output rows per forward work item
 static_assert(kElsaChannels >= 1 && kElsaChannels <= 4,
               "forward_loop's switch has channel blocks of 1 to 4");
 
@@ -31,15 +30,20 @@ struct ElsaRows {
   T *m, *bg;    // transposed ghosts of the head, cg * k*k each (unused when absent)
 };
 
-// Copies the input rows [r0, r1) of the head's cg planes (HW apart, W wide) to s.v.
+// Copies rows r0 .. r1 - 1 of n planes (HW apart, W wide, H rows) between pad zero columns:
+// plane i's row r at dst + (r - r0) * rs + i * ps + pad. Rows outside the map become zeros.
 template <typename T>
-static void pad_rows(const T* src, int64_t HW, int cg, int W, int r0, int r1, int pad,
-                     const ElsaRows<T>& s) {
-  for (int c = 0; c < cg; ++c) {  // rows r0 .. r1 - 1 of a plane are adjacent: one stream
+static void pad_rows(const T* src, int64_t HW, int n, int W, int H, int r0, int r1, int pad,
+                     T* dst, int64_t rs, int64_t ps) {
+  for (int i = 0; i < n; ++i) {  // rows r0 .. r1 - 1 of a plane are adjacent: one stream
     for (int r = r0; r < r1; ++r) {
-      T* d = s.v + (r - r0) * s.rstride + int64_t(c) * s.Wp;
+      T* d = dst + (r - r0) * rs + i * ps;
+      if (r < 0 || r >= H) {
+        for (int x = 0; x < W + 2 * pad; ++x) d[x] = T(0);
+        continue;
+      }
       for (int x = 0; x < pad; ++x) d[x] = d[pad + W + x] = T(0);
-      std::memcpy(d + pad, src + c * HW + int64_t(r) * W, sizeof(T) * W);
+      std::memcpy(d + pad, src + i * HW + int64_t(r) * W, sizeof(T) * W);
     }
   }
 }
@@ -153,7 +157,7 @@ static void forward_loop(const ElsaGeometry& g, const T* v, const T* a, const T*
       const int64_t c0 = bh / G * g.C + int64_t(head) * cg;  // the head's first (b, c) plane
       s.r0 = r0;
       s.a = a + bh * K * HW;
-      pad_rows(v + c0 * HW, HW, cg, W, r0, r1, pad, s);
+      pad_rows(v + c0 * HW, HW, cg, W, H, r0, r1, pad, s.v, s.rstride, s.Wp);
       if (head != ghost_head) {
         if (HAS_M) block_ghosts(m + int64_t(head) * cg * K, cg, K, s.m);
         if (HAS_B) block_ghosts(bg + int64_t(head) * cg * K, cg, K, s.bg);
@@ -190,134 +194,307 @@ void elsa_forward(const ElsaGeometry& g, const T* v, const T* a, const T* m, con
   else forward_loop<T, false, false>(g, v, a, m, bg, out);
 }
 
-// One (b, c) plane of the backward: grad_v (the transposed filter, scattered within the plane)
-// and the per-sample ghost-gradient sums gm[t] = sum_o dy*v_t*a_t, gb[t] = sum_o dy*v_t, all in
-// one pass over each row. The ghost sums accumulate per column in `col_m`/`col_b` (W entries)
-// and are reduced once per tap: a per-row horizontal reduction costs more than the row itself.
-// The template flags drop the parts that are not needed.
-template <typename T, bool NEED_V, bool NEED_M, bool NEED_B>
-static void backward_plane(const ElsaGeometry& g, const T* __restrict__ dy,
-                           const T* __restrict__ v, const T* __restrict__ a, const T* m,
-                           const T* bg, T* dv, double* gm, double* gb, T* cols) {
-  const int W = g.W, K = g.k * g.k;
+// Backward, grad_v: the transposed filter as a gather, in the forward's shape. Per work item
+// (sample, head, block of kElsaRows input rows) the head's grad_out rows and attention rows of
+// the outputs those inputs feed are copied once between zero columns (the zero grad_out
+// columns stand for the outputs outside the map), so each vector of inputs of kElsaChannels
+// channels sums its k*k mirrored taps in registers.
+template <typename T>
+struct ElsaGradRows {
+  T* dy;  // the head's grad_out rows: channel c's row oy at dy + (oy - r0) * rstride + c * Wp + pad
+  T* a;   // the head's attention rows: tap t's row oy at a + t * astride + (oy - r0) * Wp + pad
+  int64_t rstride, astride;
+  int Wp, r0;
+  T *m, *bg;  // transposed ghosts of the head, as in ElsaRows
+};
+
+// Inputs x .. x + NX * L of row y of channels j0 .. j0 + NB - 1 (see forward_block). Tap
+// (ty, tx) of input x is fed by output x - (tx - p) * dil: padded column x + (k - 1 - tx) * dil.
+template <typename T, typename V, int L, bool HAS_M, bool HAS_B, int NB, int NX>
+static inline void grad_v_block(const ElsaGeometry& g, const ElsaGradRows<T>& s, int y, int x,
+                                int j0, T* __restrict__ dv) {
+  const int k = g.k, p = k / 2, dil = g.dil, Wp = s.Wp;
   const int64_t HW = g.plane();
-  if (NEED_V)
-    for (int64_t i = 0; i < HW; ++i) dv[i] = T(0);
-  T* __restrict__ col_m = cols;
-  T* __restrict__ col_b = cols + W;
-  for (int t = 0; t < K; ++t) {
-    const ElsaTap& tp = g.taps[t];
-    const T mt = m ? m[t] : T(1);
-    const T bt = bg ? bg[t] : T(0);
-    const T* at = a + t * HW;
-    const int x0 = tp.x0, x1 = tp.x1;
-    if (NEED_M || NEED_B)
-      for (int x = 0; x < 2 * W; ++x) cols[x] = T(0);
-    for (int y = tp.y0; y < tp.y1; ++y) {
-      const T* __restrict__ dyr = dy + int64_t(y) * W;
-      const T* __restrict__ ar = at + int64_t(y) * W;
-      const int64_t in_row = int64_t(y + tp.oy) * W + tp.ox;
-      const T* __restrict__ vr = v + in_row;
-      T* __restrict__ dvr = NEED_V ? dv + in_row : nullptr;
-      for (int x = x0; x < x1; ++x) {
-        const T gr = dyr[x];
-        if (NEED_V) dvr[x] += gr * (ar[x] * mt + bt);
-        const T pr = gr * vr[x];
-        if (NEED_M) col_m[x] += pr * ar[x];
-        if (NEED_B) col_b[x] += pr;
+  V acc[NB][NX];
+  for (int j = 0; j < NB; ++j)
+    for (int n = 0; n < NX; ++n) acc[j][n] = V{};
+  const T* dx = s.dy + j0 * Wp + x + (k - 1) * dil;
+  const T* ax = s.a + x + (k - 1) * dil;
+  const int64_t go = int64_t(j0) * k * k;
+  for (int ty = 0; ty < k; ++ty) {
+    const int oy = y - (ty - p) * dil;
+    if (oy < 0 || oy >= g.H) continue;  // no output: the row adds nothing
+    const T* dt = dx + (oy - s.r0) * s.rstride;
+    const T* at = ax + ty * k * s.astride + (oy - s.r0) * Wp;
+    const T* __restrict__ mt = s.m + go + ty * k * NB;
+    const T* __restrict__ bt = s.bg + go + ty * k * NB;
+    for (int tx = 0; tx < k; ++tx) {
+      V av[NX];
+      for (int n = 0; n < NX; ++n) av[n] = vload<V>(at + n * L);
+      for (int j = 0; j < NB; ++j) {
+        for (int n = 0; n < NX; ++n) {
+          V f = av[n];
+          if (HAS_M) f *= vsplat<V>(mt[j]);
+          if (HAS_B) f += vsplat<V>(bt[j]);
+          acc[j][n] += vload<V>(dt + j * Wp + n * L) * f;
+        }
+      }
+      dt -= dil;
+      at += s.astride - dil;
+      mt += NB;
+      bt += NB;
+    }
+  }
+  for (int j = 0; j < NB; ++j)
+    for (int n = 0; n < NX; ++n) vstore(dv + (j0 + j) * HW + int64_t(y) * g.W + x + n * L,
+                                        acc[j][n]);
+}
+
+// Row y of channels j0 .. j0 + NB - 1, split into vectors as in forward_row.
+template <typename T, bool HAS_M, bool HAS_B, int NB>
+static inline void grad_v_row(const ElsaGeometry& g, const ElsaGradRows<T>& s, int y, int j0,
+                              T* dv) {
+  using V = typename Simd<T, kVecBytes>::V;
+  constexpr int L = Simd<T, kVecBytes>::L;
+  const int W = g.W;
+  int x = 0;
+  for (; x + 2 * L <= W; x += 2 * L)
+    grad_v_block<T, V, L, HAS_M, HAS_B, NB, 2>(g, s, y, x, j0, dv);
+  if (x + L <= W) {
+    grad_v_block<T, V, L, HAS_M, HAS_B, NB, 1>(g, s, y, x, j0, dv);
+    x += L;
+  }
+  if (x < W && W >= L) {
+    grad_v_block<T, V, L, HAS_M, HAS_B, NB, 1>(g, s, y, W - L, j0, dv);
+  } else {
+    for (; x < W; ++x) grad_v_block<T, T, 1, HAS_M, HAS_B, NB, 1>(g, s, y, x, j0, dv);
+  }
+}
+
+template <typename T, bool HAS_M, bool HAS_B>
+static void grad_v_loop(const ElsaGeometry& g, const T* dy, const T* a, const T* m,
+                        const T* bg, T* dv) {
+  const int H = g.H, W = g.W, G = g.G, cg = g.cg(), K = g.k * g.k;
+  const int pad = g.k / 2 * g.dil, Wp = W + 2 * pad;
+  const int64_t HW = g.plane();
+  const int blocks = (H + kElsaRows - 1) / kElsaRows;
+  const int most_rows = kElsaRows + 2 * pad < H ? kElsaRows + 2 * pad : H;
+  at::parallel_for(0, int64_t(g.B) * G * blocks, 1, [&](int64_t begin, int64_t end) {
+    const int64_t dy_size = int64_t(most_rows) * cg * Wp, a_size = int64_t(most_rows) * K * Wp;
+    T* buf = new T[dy_size + a_size + 2 * int64_t(cg) * K];
+    ElsaGradRows<T> s{buf, buf + dy_size, int64_t(cg) * Wp, int64_t(most_rows) * Wp, Wp, 0,
+                      buf + dy_size + a_size, buf + dy_size + a_size + int64_t(cg) * K};
+    int ghost_head = -1;  // the head whose ghosts s holds
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t bh = item / blocks;  // b * G + head
+      const int head = int(bh % G);
+      const int y0 = int(item % blocks) * kElsaRows;
+      const int y1 = y0 + kElsaRows < H ? y0 + kElsaRows : H;
+      const int r0 = y0 - pad > 0 ? y0 - pad : 0, r1 = y1 + pad < H ? y1 + pad : H;
+      const int64_t c0 = bh / G * g.C + int64_t(head) * cg;  // the head's first (b, c) plane
+      s.r0 = r0;
+      pad_rows(dy + c0 * HW, HW, cg, W, H, r0, r1, pad, s.dy, s.rstride, Wp);
+      pad_rows(a + bh * K * HW, HW, K, W, H, r0, r1, pad, s.a, Wp, s.astride);
+      if (head != ghost_head) {
+        if (HAS_M) block_ghosts(m + int64_t(head) * cg * K, cg, K, s.m);
+        if (HAS_B) block_ghosts(bg + int64_t(head) * cg * K, cg, K, s.bg);
+        ghost_head = head;
+      }
+      T* d = dv + c0 * HW;
+      for (int y = y0; y < y1; ++y) {
+        for (int j0 = 0; j0 < cg; j0 += kElsaChannels) {
+          switch (cg - j0 < kElsaChannels ? cg - j0 : kElsaChannels) {
+            case 4: grad_v_row<T, HAS_M, HAS_B, 4>(g, s, y, j0, d); break;
+            case 3: grad_v_row<T, HAS_M, HAS_B, 3>(g, s, y, j0, d); break;
+            case 2: grad_v_row<T, HAS_M, HAS_B, 2>(g, s, y, j0, d); break;
+            default: grad_v_row<T, HAS_M, HAS_B, 1>(g, s, y, j0, d); break;
+          }
+        }
       }
     }
-    double sm = 0, sb = 0;
-    for (int x = x0; x < x1; ++x) {
-      if (NEED_M) sm += col_m[x];
-      if (NEED_B) sb += col_b[x];
-    }
-    if (NEED_M) gm[t] = sm;
-    if (NEED_B) gb[t] = sb;
-  }
-}
-
-template <typename T, bool NEED_V, bool NEED_M, bool NEED_B>
-static void backward_loop(const ElsaGeometry& g, const T* dy, const T* v, const T* a,
-                          const T* m, const T* bg, T* dv, double* gm, double* gb) {
-  const int C = g.C, G = g.G, cg = g.cg(), K = g.k * g.k;
-  const int64_t HW = g.plane();
-  at::parallel_for(0, int64_t(g.B) * C, 1, [&](int64_t begin, int64_t end) {
-    T* cols = new T[2 * g.W];  // the column sums of the ghost gradients
-    for (int64_t bc = begin; bc < end; ++bc) {
-      const int64_t b = bc / C, c = bc % C;
-      backward_plane<T, NEED_V, NEED_M, NEED_B>(
-          g, dy + bc * HW, v + bc * HW, a + (b * G + c / cg) * K * HW, m ? m + c * K : nullptr,
-          bg ? bg + c * K : nullptr, NEED_V ? dv + bc * HW : nullptr,
-          NEED_M ? gm + bc * K : nullptr, NEED_B ? gb + bc * K : nullptr, cols);
-    }
-    delete[] cols;
+    delete[] buf;
   });
 }
 
-template <typename T, bool NEED_V, bool NEED_M>
-static void backward_loop_b(const ElsaGeometry& g, const T* dy, const T* v, const T* a,
-                            const T* m, const T* bg, T* dv, double* gm, double* gb) {
-  if (gb) backward_loop<T, NEED_V, NEED_M, true>(g, dy, v, a, m, bg, dv, gm, gb);
-  else backward_loop<T, NEED_V, NEED_M, false>(g, dy, v, a, m, bg, dv, gm, gb);
+template <typename T>
+void elsa_grad_v(const ElsaGeometry& g, const T* dy, const T* a, const T* m, const T* bg,
+                 T* dv) {
+  if (m && bg) grad_v_loop<T, true, true>(g, dy, a, m, bg, dv);
+  else if (m) grad_v_loop<T, true, false>(g, dy, a, m, bg, dv);
+  else if (bg) grad_v_loop<T, false, true>(g, dy, a, m, bg, dv);
+  else grad_v_loop<T, false, false>(g, dy, a, m, bg, dv);
 }
 
-// Picks the instantiation of backward_loop for the gradients that are needed.
-template <typename T>
-void elsa_backward_v(const ElsaGeometry& g, const T* dy, const T* v, const T* a, const T* m,
-                     const T* bg, T* dv, double* gm, double* gb) {
-  if (dv && gm) backward_loop_b<T, true, true>(g, dy, v, a, m, bg, dv, gm, gb);
-  else if (dv) backward_loop_b<T, true, false>(g, dy, v, a, m, bg, dv, gm, gb);
-  else if (gm) backward_loop_b<T, false, true>(g, dy, v, a, m, bg, dv, gm, gb);
-  else backward_loop_b<T, false, false>(g, dy, v, a, m, bg, dv, gm, gb);
-}
+// Backward, grad_attn and the ghost sums: per work item (sample, head, block of kElsaRows
+// output rows) the head's value rows are copied once between zero columns and zero rows (the
+// inputs outside the map), so a tap of a vector of outputs is one load at a fixed offset. Each
+// pair of vectors of outputs sums a block of kElsaTaps taps over the head's channels in
+// registers; the products dy * v_t of the pair also go to a vector of ghost sums per (channel,
+// tap) in memory (two products per update), reduced to float64 per work item (a horizontal
+// reduction per vector would cost more than the products).
+constexpr int kElsaTaps = 4;  // k*k = 1 mod 4 for odd k: blocks of 4 taps and one single tap
 
-// One (b, g, t) plane of grad_attn: da = sum_{c in head g} dy_c * shift_t(v_c) * m_c[t].
 template <typename T>
-static void grad_attn_plane(const ElsaGeometry& g, const T* dy, const T* v, const T* m,
-                            T* __restrict__ da, int t) {
-  const int W = g.W, cg = g.cg(), K = g.k * g.k;
-  const int64_t HW = g.plane();
-  const ElsaTap& tp = g.taps[t];
-  for (int64_t i = 0; i < HW; ++i) da[i] = T(0);
+struct ElsaAttnRows {
+  T* v;  // the head's value rows: channel c's row iy at v + (iy - r0) * rstride + c * Wp + pad
+  const int64_t* off;  // tap t of output (y, x) at v + (y - r0) * rstride + x + off[t]
+  int64_t rstride;
+  int Wp, r0;
+  const T* dy;  // the head's grad_out [cg, H, W]
+  const T* a;   // the head's attention [k*k, H, W]
+  const T* m;   // the head's mul ghosts [cg, k*k] (used for grad_attn only)
+  T *sm, *sb;   // the ghost sums of channel c, tap t: Simd L lanes at (c * k*k + t) * L
+};
+
+// Outputs x .. x + NX * L of row y, taps t0 .. t0 + TB - 1.
+template <typename T, typename V, int L, bool HAS_M, bool NEED_A, bool NEED_M, bool NEED_B,
+          int TB, int NX>
+static inline void grad_attn_block(const ElsaGeometry& g, const ElsaAttnRows<T>& s, int y,
+                                   int x, int t0, T* __restrict__ da) {
+  constexpr int LS = Simd<T, kVecBytes>::L;
+  const int cg = g.cg(), K = g.k * g.k, Wp = s.Wp;
+  const int64_t HW = g.plane(), o = int64_t(y) * g.W + x;
+  V acc[TB][NX];
+  for (int i = 0; i < TB; ++i)
+    for (int n = 0; n < NX; ++n) acc[i][n] = V{};
+  const T* vo = s.v + (y - s.r0) * s.rstride + x;
+  const int64_t* off = s.off + t0;
+  const T* ao = s.a + t0 * HW + o;
   for (int c = 0; c < cg; ++c) {
-    const T mt = m ? m[c * K + t] : T(1);
-    const T* dyc = dy + c * HW;
-    const T* vc = v + c * HW;
-    for (int y = tp.y0; y < tp.y1; ++y) {
-      const T* __restrict__ dyr = dyc + int64_t(y) * W;
-      const T* __restrict__ vr = vc + int64_t(y + tp.oy) * W + tp.ox;
-      T* __restrict__ dar = da + int64_t(y) * W;
-      for (int x = tp.x0; x < tp.x1; ++x) dar[x] += dyr[x] * vr[x] * mt;
+    V d[NX];
+    for (int n = 0; n < NX; ++n) d[n] = vload<V>(s.dy + c * HW + o + n * L);
+    const T* vc = vo + c * Wp;
+    const T* mc = HAS_M ? s.m + c * K + t0 : nullptr;
+    T* smc = NEED_M ? s.sm + (int64_t(c) * K + t0) * LS : nullptr;
+    T* sbc = NEED_B ? s.sb + (int64_t(c) * K + t0) * LS : nullptr;
+    for (int i = 0; i < TB; ++i) {
+      V pr[NX];
+      for (int n = 0; n < NX; ++n) pr[n] = vload<V>(vc + off[i] + n * L) * d[n];
+      if (NEED_A) {
+        for (int n = 0; n < NX; ++n) {
+          if (HAS_M) acc[i][n] += pr[n] * vsplat<V>(mc[i]);
+          else acc[i][n] += pr[n];
+        }
+      }
+      if (NEED_B) {
+        V sb = vload<V>(sbc + i * LS);
+        for (int n = 0; n < NX; ++n) sb += pr[n];
+        vstore(sbc + i * LS, sb);
+      }
+      if (NEED_M) {
+        V sm = vload<V>(smc + i * LS);
+        for (int n = 0; n < NX; ++n) sm += pr[n] * vload<V>(ao + i * HW + n * L);
+        vstore(smc + i * LS, sm);
+      }
     }
   }
+  if (NEED_A)
+    for (int i = 0; i < TB; ++i)
+      for (int n = 0; n < NX; ++n) vstore(da + (t0 + i) * HW + o + n * L, acc[i][n]);
 }
 
-template <typename T>
-void elsa_grad_attn(const ElsaGeometry& g, const T* dy, const T* v, const T* m, T* da) {
-  const int C = g.C, G = g.G, cg = g.cg(), K = g.k * g.k;
+// Row y, taps t0 .. t0 + TB - 1: pairs of vectors, then one vector, then the columns past the
+// last vector one by one (an overlapping vector would add its products to the ghost sums twice).
+template <typename T, bool HAS_M, bool NEED_A, bool NEED_M, bool NEED_B, int TB>
+static inline void grad_attn_taps(const ElsaGeometry& g, const ElsaAttnRows<T>& s, int y,
+                                  int t0, T* da) {
+  using V = typename Simd<T, kVecBytes>::V;
+  constexpr int L = Simd<T, kVecBytes>::L;
+  int x = 0;
+  for (; x + 2 * L <= g.W; x += 2 * L)
+    grad_attn_block<T, V, L, HAS_M, NEED_A, NEED_M, NEED_B, TB, 2>(g, s, y, x, t0, da);
+  if (x + L <= g.W) {
+    grad_attn_block<T, V, L, HAS_M, NEED_A, NEED_M, NEED_B, TB, 1>(g, s, y, x, t0, da);
+    x += L;
+  }
+  for (; x < g.W; ++x)
+    grad_attn_block<T, T, 1, HAS_M, NEED_A, NEED_M, NEED_B, TB, 1>(g, s, y, x, t0, da);
+}
+
+template <typename T, bool HAS_M, bool NEED_A, bool NEED_M, bool NEED_B>
+static void grad_attn_loop(const ElsaGeometry& g, const T* dy, const T* v, const T* a,
+                           const T* m, T* da, double* gm, double* gb) {
+  constexpr int LS = Simd<T, kVecBytes>::L;
+  const int H = g.H, W = g.W, C = g.C, G = g.G, cg = g.cg(), k = g.k, K = k * k;
+  const int pad = k / 2 * g.dil, Wp = W + 2 * pad;
   const int64_t HW = g.plane();
-  at::parallel_for(0, int64_t(g.B) * G * K, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t bgt = begin; bgt < end; ++bgt) {
-      const int64_t t = bgt % K, bh = bgt / K, b = bh / G, head = bh % G;
-      const int64_t c0 = b * C + head * cg;  // first channel plane of the head
-      grad_attn_plane<T>(g, dy + c0 * HW, v + c0 * HW, m ? m + head * cg * K : nullptr,
-                         da + bgt * HW, int(t));
+  const int blocks = (H + kElsaRows - 1) / kElsaRows;
+  const int64_t v_size = int64_t(kElsaRows + 2 * pad) * cg * Wp, sums = int64_t(cg) * K * LS;
+  at::parallel_for(0, int64_t(g.B) * G * blocks, 1, [&](int64_t begin, int64_t end) {
+    T* buf = new T[v_size + 2 * sums];
+    int64_t* off = new int64_t[K];
+    for (int ty = 0; ty < k; ++ty)
+      for (int tx = 0; tx < k; ++tx)
+        off[ty * k + tx] = int64_t((ty - k / 2) * g.dil) * cg * Wp + tx * g.dil;
+    ElsaAttnRows<T> s{buf, off, int64_t(cg) * Wp, Wp, 0, nullptr, nullptr, nullptr,
+                      buf + v_size, buf + v_size + sums};
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t bh = item / blocks, b = bh / G;  // bh = b * G + head
+      const int head = int(bh % G), blk = int(item % blocks);
+      const int y0 = blk * kElsaRows, y1 = y0 + kElsaRows < H ? y0 + kElsaRows : H;
+      const int64_t c0 = b * C + int64_t(head) * cg;  // the head's first (b, c) plane
+      s.r0 = y0 - pad;
+      pad_rows(v + c0 * HW, HW, cg, W, H, y0 - pad, y1 + pad, pad, s.v, s.rstride, Wp);
+      s.dy = dy + c0 * HW;
+      s.a = a + bh * K * HW;
+      s.m = HAS_M ? m + int64_t(head) * cg * K : nullptr;
+      for (int64_t i = 0; i < 2 * sums; ++i) s.sm[i] = T(0);
+      T* dah = NEED_A ? da + bh * K * HW : nullptr;
+      for (int y = y0; y < y1; ++y) {
+        int t0 = 0;
+        for (; t0 + kElsaTaps <= K; t0 += kElsaTaps)
+          grad_attn_taps<T, HAS_M, NEED_A, NEED_M, NEED_B, kElsaTaps>(g, s, y, t0, dah);
+        for (; t0 < K; ++t0)
+          grad_attn_taps<T, HAS_M, NEED_A, NEED_M, NEED_B, 1>(g, s, y, t0, dah);
+      }
+      const int64_t first = (b * blocks + blk) * C + int64_t(head) * cg;  // gm row of channel 0
+      for (int64_t ct = 0; ct < int64_t(cg) * K; ++ct) {
+        double sm = 0, sb = 0;
+        for (int l = 0; l < LS; ++l) {
+          sm += s.sm[ct * LS + l];
+          sb += s.sb[ct * LS + l];
+        }
+        if (NEED_M) gm[first * K + ct] = sm;
+        if (NEED_B) gb[first * K + ct] = sb;
+      }
     }
+    delete[] off;
+    delete[] buf;
   });
+}
+
+template <typename T, bool HAS_M, bool NEED_A, bool NEED_M>
+static void grad_attn_b(const ElsaGeometry& g, const T* dy, const T* v, const T* a, const T* m,
+                        T* da, double* gm, double* gb) {
+  if (gb) grad_attn_loop<T, HAS_M, NEED_A, NEED_M, true>(g, dy, v, a, m, da, gm, gb);
+  else grad_attn_loop<T, HAS_M, NEED_A, NEED_M, false>(g, dy, v, a, m, da, gm, gb);
+}
+
+template <typename T, bool HAS_M, bool NEED_A>
+static void grad_attn_m(const ElsaGeometry& g, const T* dy, const T* v, const T* a, const T* m,
+                        T* da, double* gm, double* gb) {
+  if (gm) grad_attn_b<T, HAS_M, NEED_A, true>(g, dy, v, a, m, da, gm, gb);
+  else grad_attn_b<T, HAS_M, NEED_A, false>(g, dy, v, a, m, da, gm, gb);
+}
+
+// Picks the instantiation of grad_attn_loop for the gradients that are needed.
+template <typename T>
+void elsa_grad_attn(const ElsaGeometry& g, const T* dy, const T* v, const T* a, const T* m,
+                    T* da, double* gm, double* gb) {
+  if (!da) grad_attn_m<T, false, false>(g, dy, v, a, m, da, gm, gb);
+  else if (m) grad_attn_m<T, true, true>(g, dy, v, a, m, da, gm, gb);
+  else grad_attn_m<T, false, true>(g, dy, v, a, m, da, gm, gb);
 }
 
 template void elsa_forward<float>(const ElsaGeometry&, const float*, const float*, const float*,
                                   const float*, float*);
 template void elsa_forward<double>(const ElsaGeometry&, const double*, const double*,
                                    const double*, const double*, double*);
-template void elsa_backward_v<float>(const ElsaGeometry&, const float*, const float*,
-                                     const float*, const float*, const float*, float*, double*,
-                                     double*);
-template void elsa_backward_v<double>(const ElsaGeometry&, const double*, const double*,
-                                      const double*, const double*, const double*, double*,
-                                      double*, double*);
+template void elsa_grad_v<float>(const ElsaGeometry&, const float*, const float*, const float*,
+                                 const float*, float*);
+template void elsa_grad_v<double>(const ElsaGeometry&, const double*, const double*,
+                                  const double*, const double*, double*);
 template void elsa_grad_attn<float>(const ElsaGeometry&, const float*, const float*,
-                                    const float*, float*);
+                                    const float*, const float*, float*, double*, double*);
 template void elsa_grad_attn<double>(const ElsaGeometry&, const double*, const double*,
-                                     const double*, double*);
+                                     const double*, const double*, double*, double*, double*);
