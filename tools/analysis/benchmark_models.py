@@ -110,14 +110,14 @@ def run_case(model, mode, impl, dtype, batch, size, device, timing):
 
 
 def print_tables(results, impls):
-    head = (f'{"model":15s} {"mode":5s} {"dtype":5s} {"size":>4s} {"batch":>5s} '
+    head = (f'{"model":31s} {"mode":5s} {"dtype":5s} {"size":>4s} {"batch":>5s} '
             f'{"impl":9s} {"graph":13s} {"ms (p10-p90)":>24s} {"img/s":>8s} {"peak MB":>8s}')
     print(head)
     print('-' * len(head))
     for r in results:
         mem = '     n/a' if r['peak_mb'] is None else f'{r["peak_mb"]:8.0f}'
         ms = f'{r["median_ms"]:.1f} ({r["p10_ms"]:.1f}-{r["p90_ms"]:.1f})'
-        print(f'{r["model"]:15s} {r["mode"]:5s} {r["dtype"]:5s} {r["size"]:4d} {r["batch"]:5d} '
+        print(f'{r["model"]:31s} {r["mode"]:5s} {r["dtype"]:5s} {r["size"]:4d} {r["batch"]:5d} '
               f'{r["impl"]:9s} {r["graph"]:13s} {ms:>24s} {r["images_per_s"]:8.2f} {mem}')
     rows = []
     if set(impls) == {'compiled', 'reference'}:
