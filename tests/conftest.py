@@ -21,7 +21,9 @@ SHARED_FIXTURE_MODULES = ('test_cuda_kernels_on_host', 'test_hrvit_cls', 'test_i
 # The longest tests, started first: under xdist a long test that starts last holds the whole
 # run up while the other worker has nothing left to do. A test's position elsewhere is kept.
 LONG_FIRST = ('test_cuda_build.py', 'test_sanitizer.py::test_op_and_fuzz_tests_clean',
-              'test_compile.py::test_demo_config_trains')
+              'test_compile.py::test_demo_config_trains', 'test_infer.py', 'test_tools.py',
+              'test_ddp_equivalence.py::test_detr', 'test_resume_exact.py',
+              'test_cuda_kernels_on_host.py', 'test_test_tool.py', 'test_demo_training.py')
 
 
 def pytest_configure(config):
