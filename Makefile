@@ -10,6 +10,9 @@ endif
 export VENV
 
 PYTEST_ARGS ?=
+# pytest-xdist workers of `make test` (one torch thread each, see tests/conftest.py); tests that
+# share an expensive module fixture stay on one worker (--dist loadgroup). TEST_WORKERS=0: serial.
+TEST_WORKERS ?= 2
 
 .PHONY: install test demo benchmark sanitize clean help
 
@@ -24,7 +27,7 @@ install:
 	bash tools/install_env.sh
 
 test: install
-	$(PY) -m pytest tests -q -ra $(PYTEST_ARGS)
+	$(PY) -m pytest tests -q -ra -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The main job on bundled demo data: generate data/demo (deterministic), train Mask R-CNN +
 # HRViT-b1 on the CPU, evaluate COCO bbox/segm mAP, draw predictions (work_dirs/demo/).

@@ -5,6 +5,46 @@ import pytest
 # Extended random sweeps of the op tests: MMVIT_EXTENDED_TESTS=1 make test
 EXTENDED = os.environ.get('MMVIT_EXTENDED_TESTS', '0') == '1'
 
+# Under pytest-xdist (`make test` runs two workers on two cores) each worker and every process it
+# starts (the tools run as subprocesses) gets one intra-op thread: two workers with two threads
+# each would oversubscribe the cores. Set here, before torch is imported.
+XDIST_WORKER = os.environ.get('PYTEST_XDIST_WORKER')
+if XDIST_WORKER:
+    for _var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+        os.environ[_var] = '1'
+
+# Modules whose module-scoped fixtures are expensive (a training run, a compiled extension, built
+# models): their tests go to one xdist worker together (`--dist loadgroup`), so that the fixture
+# is built once, not once per worker.
+SHARED_FIXTURE_MODULES = ('test_cuda_kernels_on_host', 'test_hrvit_cls', 'test_infer',
+                          'test_resume_exact', 'test_test_tool', 'test_tools')
+# The longest tests, started first: under xdist a long test that starts last holds the whole
+# run up while the other worker has nothing left to do. A test's position elsewhere is kept.
+LONG_FIRST = ('test_cuda_build.py', 'test_sanitizer.py::test_op_and_fuzz_tests_clean',
+              'test_compile.py::test_demo_config_trains', 'test_infer.py', 'test_tools.py',
+              'test_ddp_equivalence.py::test_detr', 'test_resume_exact.py',
+              'test_cuda_kernels_on_host.py', 'test_test_tool.py', 'test_demo_training.py')
+
+
+def pytest_configure(config):
+    if XDIST_WORKER:
+        import torch
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.path.stem
+        if module in SHARED_FIXTURE_MODULES:
+            item.add_marker(pytest.mark.xdist_group(module))
+
+    def long_first(item):
+        name = f'{item.path.name}::{item.name}'
+        return next((i for i, prefix in enumerate(LONG_FIRST) if name.startswith(prefix)),
+                    len(LONG_FIRST))
+
+    items.sort(key=long_first)  # stable: the rest keep their order
+
 
 @pytest.fixture(autouse=True)
 def _seed():

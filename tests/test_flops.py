@@ -217,10 +217,13 @@ def test_get_flops_tiny_classifier(capsys):
 
     # the same classifier, counted here: parameters from the model, MACs by an analyzer
     from mmengine.config import Config
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
     cfg = Config.fromfile(config)
     cfg.merge_from_dict({'model.head.num_classes': 10})
-    model = MODELS.build(cfg.model).eval()
+    # in mmpretrain's scope whatever scope an earlier test in this process left current
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model).eval()
     assert model.head.fc.out_features == 10
     assert mparams == pytest.approx(sum(p.numel() for p in model.parameters()) / 1e6, abs=5e-4)
     with torch.no_grad():
