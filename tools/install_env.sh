@@ -121,7 +121,7 @@ if ! mmcv_ok; then
 fi
 
 # ---------------------------------------------------------------- mmengine, mmdet, mmseg, mmpretrain
-if ! "$PY" -c 'import mmengine, mmdet, mmseg, mmpretrain, ftfy, regex, pytest' >/dev/null 2>&1; then
+if ! "$PY" -c 'import mmengine, mmdet, mmseg, mmpretrain, ftfy, regex, pytest, xdist, hypothesis' >/dev/null 2>&1; then
   log "installing the OpenMMLab stack"
   pip_install -q -r requirements/mminstall.txt -r requirements/tests.txt
 fi
