@@ -29,6 +29,16 @@ def _leaves(*tensors):
                                                            for t in tensors]
 
 
+def _check(out, ref, ours, refs, gen):
+    """Forward equal to the reference, and every input's gradient."""
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    grad = torch.randn(out.shape, dtype=D, generator=gen)
+    out.backward(grad)
+    ref.backward(grad)
+    for a, b in zip(ours, refs):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-11, atol=1e-11)
+
+
 def test_na2d_forward_and_backward(cpu_isa, threads):
     g = torch.Generator().manual_seed(threads)
     q, k, v = (torch.randn(2, 17, 15, 3, 24, dtype=D, generator=g) for _ in range(3))
@@ -36,12 +46,7 @@ def test_na2d_forward_and_backward(cpu_isa, threads):
     ours, refs = _leaves(q, k, v, rpb)
     out = na2d(*ours[:3], 5, 2, ours[3])
     ref = na2d_reference(*refs[:3], 5, 2, refs[3])
-    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-    grad = torch.randn(out.shape, dtype=D, generator=g)
-    out.backward(grad)
-    ref.backward(grad)
-    for a, b in zip(ours, refs):
-        torch.testing.assert_close(a.grad, b.grad, rtol=1e-11, atol=1e-11)
+    _check(out, ref, ours, refs, g)
 
 
 def test_elsa_aggregate_forward_and_backward(cpu_isa, threads):
@@ -52,9 +57,4 @@ def test_elsa_aggregate_forward_and_backward(cpu_isa, threads):
     ours, refs = _leaves(v, attn, mul, add)
     out = elsa_aggregate(ours[0], ours[1], 7, 1, ours[2], ours[3])
     ref = elsa_aggregate_reference(refs[0], refs[1], 7, 1, refs[2], refs[3])
-    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-    grad = torch.randn(out.shape, dtype=D, generator=g)
-    out.backward(grad)
-    ref.backward(grad)
-    for a, b in zip(ours, refs):
-        torch.testing.assert_close(a.grad, b.grad, rtol=1e-11, atol=1e-11)
+    _check(out, ref, ours, refs, g)

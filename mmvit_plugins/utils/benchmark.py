@@ -96,6 +96,25 @@ def time_step(step: Callable, warmup: int = 3, min_iters: int = 5, min_time: flo
     return dict(median_ms=statistics.median(times), p10_ms=q[0], p90_ms=q[-1], iters=len(times))
 
 
+def interleaved(steps: dict, rounds: int, warmup: int = 3, device: str = 'cpu') -> dict:
+    """Times the ``steps`` (name -> callable) interleaved: every round runs each once, in order,
+    so that load that comes and goes on a shared machine hits them alike.
+
+    Returns:
+        dict: name -> ``dict(min_ms, median_ms, times_ms)`` over the ``rounds`` rounds.
+    """
+    for _ in range(warmup):
+        for step in steps.values():
+            step()
+    times = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            times[name].append(time_step(step, warmup=0, min_iters=1, min_time=0.0,
+                                         device=device)['median_ms'])
+    return {name: dict(min_ms=min(t), median_ms=statistics.median(t), times_ms=t)
+            for name, t in times.items()}
+
+
 class L2Flush:
     """Overwrites a buffer of ``factor`` x the GPU's L2 size, so that the next kernel reads its
     inputs from device memory (cold L2). Enqueued on the current stream; run ahead of a timed

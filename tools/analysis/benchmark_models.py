@@ -39,7 +39,8 @@ import torch
 
 from mmvit_plugins import ops
 from mmvit_plugins.registry import MODELS
-from mmvit_plugins.utils.benchmark import machine_info, peak_growth, time_step, write_json
+from mmvit_plugins.utils.benchmark import (interleaved, machine_info, peak_growth, time_step,
+                                           write_json)
 
 # every backbone variant that exists: 'Type-arch' (registry name and arch_zoo key). Of these
 # only ELSASwin calls our compiled ops, so only its `--impl reference` differs from `compiled`
@@ -164,18 +165,11 @@ def interleaved_peers(pairs, modes, dtypes, sizes, batches, device, rounds, warm
         for size, mode, dtype in itertools.product(sizes, modes, dtypes):
             steps = {m: make_step(mod, mode, dtype, batches[size], size, device)
                      for m, mod in ((name, model), (peer, peer_model))}
-            times = {m: [] for m in steps}
-            for _ in range(warmup):
-                for step in steps.values():
-                    step()
-            for _ in range(rounds):
-                for m, step in steps.items():
-                    times[m].append(time_step(step, warmup=0, min_iters=1, min_time=0.0,
-                                              device=device)['median_ms'])
+            stats = interleaved(steps, rounds, warmup, device)
             for mod in (model, peer_model):
                 mod.zero_grad(set_to_none=True)
-            best = {m: min(t) for m, t in times.items()}
-            med = {m: sorted(t)[len(t) // 2] for m, t in times.items()}
+            best = {m: st['min_ms'] for m, st in stats.items()}
+            med = {m: st['median_ms'] for m, st in stats.items()}
             rows.append(dict(model=name, peer=peer, mode=mode, dtype=dtype, size=size,
                              batch=batches[size], rounds=rounds, min_ms=best[name],
                              median_ms=med[name], peer_min_ms=best[peer],

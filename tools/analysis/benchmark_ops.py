@@ -60,6 +60,7 @@ import torch
 import torch.nn.functional as F
 
 from mmvit_plugins import ops
+from mmvit_plugins.utils.benchmark import interleaved as interleaved_times
 from mmvit_plugins.utils.benchmark import (L2Flush, kernel_time, machine_info, peak_growth,
                                            time_step, write_json)
 
@@ -317,20 +318,13 @@ def interleaved(case, impls, make, rounds, warmup=3):
             steps[f'ours[{isa}]' if isa else 'ours'] = run
         steps[yard] = make_step(impls[yard], inputs, mode)
         active = ops.cpu_isa()
-        times = {n: [] for n in steps}
         try:
-            for _ in range(warmup):
-                for fn in steps.values():
-                    fn()
-            for _ in range(rounds):
-                for name, fn in steps.items():
-                    times[name].append(time_step(fn, warmup=0, min_iters=1, min_time=0.0,
-                                                 device=SETTINGS['device'])['median_ms'])
+            stats = interleaved_times(steps, rounds, warmup, SETTINGS['device'])
         finally:
             if active is not None:
                 ops.set_cpu_isa(active)
-        best = {n: min(t) for n, t in times.items()}
-        med = {n: sorted(t)[len(t) // 2] for n, t in times.items()}
+        best = {n: st['min_ms'] for n, st in stats.items()}
+        med = {n: st['median_ms'] for n, st in stats.items()}
         for name in steps:
             if name == yard:
                 continue

@@ -14,7 +14,7 @@
 MMVIT_SIMD_HELPERS
 
 static_assert(kElsaChannels >= 1 && kElsaChannels <= 4,
-              "forward_loop's switch has channel blocks of 1 to 4");
+              "with_channel_block has channel blocks of 1 to 4");
 
 // The rows of one forward work item: the head's values at input rows r0 .. r1 - 1, each row
 // between pad zeros (channel c's input row iy at v + (iy - r0) * rstride + c * Wp + pad), the
@@ -101,27 +101,54 @@ static inline void forward_block(const ElsaGeometry& g, const ElsaRows<T>& s, in
                                         acc[j][n]);
 }
 
-// Row y of channels j0 .. j0 + NB - 1: pairs of vectors, then one vector, then the columns
-// past the last vector as one more vector that ends at the row's end (it rewrites a few
-// outputs with the same values), or one by one in a row narrower than a vector.
-template <typename T, bool HAS_M, bool HAS_B, int NB>
-static inline void forward_row(const ElsaGeometry& g, const ElsaRows<T>& s, int y, int j0,
-                               T* out) {
+// Calls block.template operator()<V, L, NX>(x) over a row of W outputs: pairs of vectors (NX = 2),
+// then one vector, then the columns past the last vector as one more vector that ends at the
+// row's end (it rewrites a few outputs with the same values), or one by one (V = T, L = 1) in a
+// row narrower than a vector.
+template <typename T, typename F>
+static inline void for_row_vectors(int W, const F& block) {
   using V = typename Simd<T, kVecBytes>::V;
   constexpr int L = Simd<T, kVecBytes>::L;
-  const int W = g.W;
   int x = 0;
-  for (; x + 2 * L <= W; x += 2 * L)
-    forward_block<T, V, L, HAS_M, HAS_B, NB, 2>(g, s, y, x, j0, out);
+  for (; x + 2 * L <= W; x += 2 * L) block.template operator()<V, L, 2>(x);
   if (x + L <= W) {
-    forward_block<T, V, L, HAS_M, HAS_B, NB, 1>(g, s, y, x, j0, out);
+    block.template operator()<V, L, 1>(x);
     x += L;
   }
   if (x < W && W >= L) {
-    forward_block<T, V, L, HAS_M, HAS_B, NB, 1>(g, s, y, W - L, j0, out);
+    block.template operator()<V, L, 1>(W - L);
   } else {
-    for (; x < W; ++x) forward_block<T, T, 1, HAS_M, HAS_B, NB, 1>(g, s, y, x, j0, out);
+    for (; x < W; ++x) block.template operator()<T, 1, 1>(x);
   }
+}
+
+// fn.template operator()<NB>() for a block of nb (1 to kElsaChannels) channels.
+template <typename F>
+static inline void with_channel_block(int nb, const F& fn) {
+  switch (nb) {
+    case 4: fn.template operator()<4>(); break;
+    case 3: fn.template operator()<3>(); break;
+    case 2: fn.template operator()<2>(); break;
+    default: fn.template operator()<1>(); break;
+  }
+}
+
+// fn.template operator()<HAS_M, HAS_B>() for the ghosts that are given (non-null).
+template <typename T, typename F>
+static inline void with_ghosts(const T* m, const T* bg, const F& fn) {
+  if (m && bg) fn.template operator()<true, true>();
+  else if (m) fn.template operator()<true, false>();
+  else if (bg) fn.template operator()<false, true>();
+  else fn.template operator()<false, false>();
+}
+
+// Row y of channels j0 .. j0 + NB - 1.
+template <typename T, bool HAS_M, bool HAS_B, int NB>
+static inline void forward_row(const ElsaGeometry& g, const ElsaRows<T>& s, int y, int j0,
+                               T* out) {
+  for_row_vectors<T>(g.W, [&]<typename V, int L, int NX>(int x) {
+    forward_block<T, V, L, HAS_M, HAS_B, NB, NX>(g, s, y, x, j0, out);
+  });
 }
 
 // Asks for one row of n planes (HW apart, W wide) ahead of its use: the k*k attention planes
@@ -172,12 +199,9 @@ static void forward_loop(const ElsaGeometry& g, const T* v, const T* a, const T*
             const int t0 = blk * K / nblk, t1 = (blk + 1) * K / nblk;
             prefetch_row(s.a + t0 * HW + int64_t(y + 1) * W, HW, t1 - t0, W);
           }
-          switch (cg - j0 < kElsaChannels ? cg - j0 : kElsaChannels) {
-            case 4: forward_row<T, HAS_M, HAS_B, 4>(g, s, y, j0, o); break;
-            case 3: forward_row<T, HAS_M, HAS_B, 3>(g, s, y, j0, o); break;
-            case 2: forward_row<T, HAS_M, HAS_B, 2>(g, s, y, j0, o); break;
-            default: forward_row<T, HAS_M, HAS_B, 1>(g, s, y, j0, o); break;
-          }
+          with_channel_block(cg - j0 < kElsaChannels ? cg - j0 : kElsaChannels, [&]<int NB>() {
+            forward_row<T, HAS_M, HAS_B, NB>(g, s, y, j0, o);
+          });
         }
       }
     }
@@ -188,10 +212,9 @@ static void forward_loop(const ElsaGeometry& g, const T* v, const T* a, const T*
 template <typename T>
 void elsa_forward(const ElsaGeometry& g, const T* v, const T* a, const T* m, const T* bg,
                   T* out) {
-  if (m && bg) forward_loop<T, true, true>(g, v, a, m, bg, out);
-  else if (m) forward_loop<T, true, false>(g, v, a, m, bg, out);
-  else if (bg) forward_loop<T, false, true>(g, v, a, m, bg, out);
-  else forward_loop<T, false, false>(g, v, a, m, bg, out);
+  with_ghosts(m, bg, [&]<bool HAS_M, bool HAS_B>() {
+    forward_loop<T, HAS_M, HAS_B>(g, v, a, m, bg, out);
+  });
 }
 
 // Backward, grad_v: the transposed filter as a gather, in the forward's shape. Per work item
@@ -254,21 +277,9 @@ static inline void grad_v_block(const ElsaGeometry& g, const ElsaGradRows<T>& s,
 template <typename T, bool HAS_M, bool HAS_B, int NB>
 static inline void grad_v_row(const ElsaGeometry& g, const ElsaGradRows<T>& s, int y, int j0,
                               T* dv) {
-  using V = typename Simd<T, kVecBytes>::V;
-  constexpr int L = Simd<T, kVecBytes>::L;
-  const int W = g.W;
-  int x = 0;
-  for (; x + 2 * L <= W; x += 2 * L)
-    grad_v_block<T, V, L, HAS_M, HAS_B, NB, 2>(g, s, y, x, j0, dv);
-  if (x + L <= W) {
-    grad_v_block<T, V, L, HAS_M, HAS_B, NB, 1>(g, s, y, x, j0, dv);
-    x += L;
-  }
-  if (x < W && W >= L) {
-    grad_v_block<T, V, L, HAS_M, HAS_B, NB, 1>(g, s, y, W - L, j0, dv);
-  } else {
-    for (; x < W; ++x) grad_v_block<T, T, 1, HAS_M, HAS_B, NB, 1>(g, s, y, x, j0, dv);
-  }
+  for_row_vectors<T>(g.W, [&]<typename V, int L, int NX>(int x) {
+    grad_v_block<T, V, L, HAS_M, HAS_B, NB, NX>(g, s, y, x, j0, dv);
+  });
 }
 
 template <typename T, bool HAS_M, bool HAS_B>
@@ -303,12 +314,9 @@ static void grad_v_loop(const ElsaGeometry& g, const T* dy, const T* a, const T*
       T* d = dv + c0 * HW;
       for (int y = y0; y < y1; ++y) {
         for (int j0 = 0; j0 < cg; j0 += kElsaChannels) {
-          switch (cg - j0 < kElsaChannels ? cg - j0 : kElsaChannels) {
-            case 4: grad_v_row<T, HAS_M, HAS_B, 4>(g, s, y, j0, d); break;
-            case 3: grad_v_row<T, HAS_M, HAS_B, 3>(g, s, y, j0, d); break;
-            case 2: grad_v_row<T, HAS_M, HAS_B, 2>(g, s, y, j0, d); break;
-            default: grad_v_row<T, HAS_M, HAS_B, 1>(g, s, y, j0, d); break;
-          }
+          with_channel_block(cg - j0 < kElsaChannels ? cg - j0 : kElsaChannels, [&]<int NB>() {
+            grad_v_row<T, HAS_M, HAS_B, NB>(g, s, y, j0, d);
+          });
         }
       }
     }
@@ -319,10 +327,9 @@ static void grad_v_loop(const ElsaGeometry& g, const T* dy, const T* a, const T*
 template <typename T>
 void elsa_grad_v(const ElsaGeometry& g, const T* dy, const T* a, const T* m, const T* bg,
                  T* dv) {
-  if (m && bg) grad_v_loop<T, true, true>(g, dy, a, m, bg, dv);
-  else if (m) grad_v_loop<T, true, false>(g, dy, a, m, bg, dv);
-  else if (bg) grad_v_loop<T, false, true>(g, dy, a, m, bg, dv);
-  else grad_v_loop<T, false, false>(g, dy, a, m, bg, dv);
+  with_ghosts(m, bg, [&]<bool HAS_M, bool HAS_B>() {
+    grad_v_loop<T, HAS_M, HAS_B>(g, dy, a, m, bg, dv);
+  });
 }
 
 // Backward, grad_attn and the ghost sums: per work item (sample, head, block of kElsaRows

@@ -104,24 +104,33 @@ static inline void sum_block(const T* __restrict__ w, const T* __restrict__ p0, 
   for (int n = 0; n < NB; ++n) vstore(o + c0 + n * L, acc[n]);
 }
 
-// o[0 .. d) = sum_t w[t] * (p0 + my * tap_y + mx * tap_x)[0 .. d), in register blocks.
-template <typename T>
-static inline void weighted_sum(const T* w, const T* p0, int64_t tap_x, int64_t tap_y, int k,
-                                int d, T* o) {
+// Calls block.template operator()<NB>(c0) over the whole vectors of a row of d values, in blocks
+// of NB <= 4 vectors starting at value c0; returns where the scalar tail starts.
+template <typename T, typename F>
+static inline int for_vector_blocks(int d, const F& block) {
   constexpr int L = Simd<T, kVecBytes>::L;
-  const int nv = d / L;
   int c0 = 0;
-  for (int left = nv; left > 0;) {
+  for (int left = d / L; left > 0;) {
     const int nb = left < 4 ? left : 4;
     switch (nb) {
-      case 4: sum_block<T, 4>(w, p0, tap_x, tap_y, k, c0, o); break;
-      case 3: sum_block<T, 3>(w, p0, tap_x, tap_y, k, c0, o); break;
-      case 2: sum_block<T, 2>(w, p0, tap_x, tap_y, k, c0, o); break;
-      default: sum_block<T, 1>(w, p0, tap_x, tap_y, k, c0, o); break;
+      case 4: block.template operator()<4>(c0); break;
+      case 3: block.template operator()<3>(c0); break;
+      case 2: block.template operator()<2>(c0); break;
+      default: block.template operator()<1>(c0); break;
     }
     c0 += nb * L;
     left -= nb;
   }
+  return c0;
+}
+
+// o[0 .. d) = sum_t w[t] * (p0 + my * tap_y + mx * tap_x)[0 .. d), in register blocks.
+template <typename T>
+static inline void weighted_sum(const T* w, const T* p0, int64_t tap_x, int64_t tap_y, int k,
+                                int d, T* o) {
+  const int c0 = for_vector_blocks<T>(d, [&]<int NB>(int c) {
+    sum_block<T, NB>(w, p0, tap_x, tap_y, k, c, o);
+  });
   for (int c = c0; c < d; ++c) {
     T s = 0;
     for (int my = 0; my < k; ++my)
@@ -169,8 +178,7 @@ static inline void gather_block(const T* __restrict__ w, const T* __restrict__ a
 
 template <typename T>
 void na_inverse_sum(const NaGeometry& g, const T* w, const T* a, T* out, int d) {
-  constexpr int L = Simd<T, kVecBytes>::L;
-  const int k = g.k, K = k * k, heads = g.heads, nv = d / L;
+  const int k = g.k, K = k * k, heads = g.heads;
   at::parallel_for(0, int64_t(g.B) * g.H, 1, [&](int64_t begin, int64_t end) {
     // The (query, tap) pairs of one key, query offsets in (pixel * heads) units: at most
     // (2k - 1)^2 of them (k^2 away from the borders).
@@ -194,18 +202,9 @@ void na_inverse_sum(const NaGeometry& g, const T* w, const T* a, T* out, int d) 
           const T* wh = w + int64_t(h) * K;  // + qo[e] * K: query qo[e] / heads, head h
           const T* ah = a + int64_t(h) * d;
           T* o = out + (j * heads + h) * d;
-          int c0 = 0;
-          for (int left = nv; left > 0;) {
-            const int nb = left < 4 ? left : 4;
-            switch (nb) {
-              case 4: gather_block<T, 4>(wh, ah, qo, tp, n, K, d, c0, o); break;
-              case 3: gather_block<T, 3>(wh, ah, qo, tp, n, K, d, c0, o); break;
-              case 2: gather_block<T, 2>(wh, ah, qo, tp, n, K, d, c0, o); break;
-              default: gather_block<T, 1>(wh, ah, qo, tp, n, K, d, c0, o); break;
-            }
-            c0 += nb * L;
-            left -= nb;
-          }
+          const int c0 = for_vector_blocks<T>(d, [&]<int NB>(int c) {
+            gather_block<T, NB>(wh, ah, qo, tp, n, K, d, c, o);
+          });
           for (int c = c0; c < d; ++c) {
             T s = 0;
             for (int e = 0; e < n; ++e) s += wh[qo[e] * K + tp[e]] * ah[qo[e] * d + c];
