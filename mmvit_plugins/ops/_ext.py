@@ -92,7 +92,6 @@ else:
 
 # The build of the CPU kernels (ISA) that runs: the best the CPU supports unless MMVIT_CPU_ISA
 # says otherwise. Read once here, so that a bad value fails the import with one clear line.
-CPU_ISA_ENV = 'MMVIT_CPU_ISA'
 if HAS_EXT:
     try:
         _ext.cpu_isa()

@@ -3,10 +3,10 @@
 // includes this file inside `namespace mmvit { namespace cpu_<isa> {`. No include guard: each
 // ISA unit includes it exactly once.
 //
-// Register blocking: a query's dot products with up to kDotBlock taps of one window row accumulate in 8
-// accumulators at once, reusing each loaded query chunk for all of them; the sums keep up to
-// 4 vectors (32 floats) of the output in registers over all k*k taps, so the output is written
-// once instead of k*k times. Vectors are kVecBytes wide (simd.h); the d % lanes tail is scalar.
+// Register blocking: a query's dot products with up to kDotBlock taps of one window row
+// accumulate at once, reusing each loaded query chunk for all of them; the sums keep up to 4
+// vectors of the output in registers over all k*k taps, so the output is written once instead
+// of k*k times. Vectors are kVecBytes wide (simd.h); the d % lanes tail is scalar.
 
 MMVIT_SIMD_HELPERS
 

@@ -78,10 +78,4 @@ struct SimdIndex<double, N> {
     for (int n = L; n > 1; n /= 2)                                                      \
       for (int i = 0; i < n / 2; ++i) v[i] = pair_sums<T>(v[2 * i], v[2 * i + 1]);      \
     return v[0];                                                                        \
-  }                                                                                     \
-  template <typename T, typename V>                                                     \
-  static inline T hsum(const V& v) {                                                    \
-    T s = 0;                                                                            \
-    for (int l = 0; l < int(sizeof(V) / sizeof(T)); ++l) s += v[l];                     \
-    return s;                                                                           \
   }
