@@ -80,7 +80,8 @@ def test_set_cpu_isa_and_override():
     assert ops.cpu_isa() == before
 
 
-@pytest.mark.skipif('avx2' in ops.available_cpu_isas(), reason='this CPU runs the AVX2 build')
+@pytest.mark.skipif('avx2' in ops.available_cpu_isas(),
+                    reason='checks the refusal on a CPU without AVX2/FMA; this CPU has them')
 def test_avx2_refused_where_the_cpu_lacks_it():
     with pytest.raises(ValueError, match='avx2'):
         ops.set_cpu_isa('avx2')
@@ -106,7 +107,8 @@ def _functions_with_vex_code(path):
 
 @pytest.mark.skipif(shutil.which('objdump') is None,
                     reason='needs objdump (binutils) to disassemble the extension')
-@pytest.mark.skipif(os.uname().machine != 'x86_64', reason='x86-64 instruction sets')
+@pytest.mark.skipif(os.uname().machine != 'x86_64',
+                    reason='disassembles x86-64 code; this machine is not x86-64')
 def test_only_the_avx2_build_holds_avx_instructions():
     funcs = _functions_with_vex_code(_ext.EXT_PATH)
     with_vex = sorted(n for n, vex in funcs.items() if vex)
