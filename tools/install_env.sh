@@ -145,7 +145,7 @@ ext_fresh() {
 if ext_fresh; then
   log "mmvit_plugins is installed and its extension is up to date"
 else
-  log "building mmvit_plugins (editable install with our C++ extension, about 1 minute)"
+  log "building mmvit_plugins (editable install with our C++ extension, 2-5 minutes on 2 cores)"
   pip_install -q --no-deps --no-build-isolation -e .
 fi
 "$PY" - <<'EOF'
