@@ -13,7 +13,10 @@ The full run (all op tests and fuzz tests; it must end with ``0 sanitizer report
 
 In the suite: the same three files less their gradcheck and opcheck tests, the fuzz tests with
 ``MMVIT_FUZZ_EXAMPLES=20`` (``FUZZ_EXAMPLES``). Both are skipped where the compiler has no ASan
-runtime.
+runtime. The suite builds into ``$MMVIT_CACHE/asan-build`` (default ``~/.cache/mmvit_plugins``),
+which the tool reuses while the content of the sources and tool versions is unchanged (as the
+mmcv wheel and the CUDA build test's library are cached), so a fresh clone of the same code does
+not recompile; ``MMVIT_NO_BUILD_CACHE=1`` builds into the test's temporary folder instead.
 """
 import glob
 import os
@@ -35,6 +38,17 @@ import build_sanitized_ext as sanitized  # noqa: E402
 FUZZ_EXAMPLES = 20
 SUITE_ARGS = ['tests/test_ops_na.py', 'tests/test_ops_elsa.py', 'tests/test_fuzz_ops.py']
 SUITE_SELECT = ['-k', 'not gradcheck and not opcheck']
+CACHED_BUILD_DIR = osp.join(
+    os.environ.get('MMVIT_CACHE') or osp.join(osp.expanduser('~'), '.cache', 'mmvit_plugins'),
+    'asan-build')
+
+
+@pytest.fixture
+def build_dir(tmp_path):
+    """Where the sanitized build goes: the cache, or a fresh folder with MMVIT_NO_BUILD_CACHE=1."""
+    if os.environ.get('MMVIT_NO_BUILD_CACHE') == '1':
+        return str(tmp_path / 'asan')
+    return CACHED_BUILD_DIR
 
 
 
@@ -63,29 +77,50 @@ DRIVER = textwrap.dedent('''
 ''')
 
 
-def run_tool(*command, env=None, timeout=1800):
-    return subprocess.run([sys.executable, TOOL, '--', *command], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+def run_tool(*command, build_dir, env=None, timeout=1800):
+    return subprocess.run([sys.executable, TOOL, '--build-dir', build_dir, '--', *command],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.slow
 @needs_asan
-def test_op_and_fuzz_tests_clean_under_asan_and_ubsan(tmp_path):
+def test_op_and_fuzz_tests_clean_under_asan_and_ubsan(tmp_path, build_dir):
     env = dict(os.environ, MMVIT_FUZZ_EXAMPLES=str(FUZZ_EXAMPLES))
     # --capture=sys: a report must reach the real stderr (see tools/build_sanitized_ext.py)
     result = run_tool(sys.executable, '-c', DRIVER, *SUITE_ARGS, *SUITE_SELECT, '-q', '-p',
                       'no:cacheprovider', '--capture=sys', f'--basetemp={tmp_path / "inner"}',
-                      env=env)
+                      build_dir=build_dir, env=env)
     output = result.stdout + result.stderr
     assert sanitized.count_reports(output) == 0, output[-6000:]
     assert 'build_sanitized_ext.py: 0 sanitizer report(s); the command exited with 0' in output, \
         output[-6000:]
     assert result.returncode == 0, output[-6000:]
-    expected = sanitized.built_library()
+    expected = sanitized.built_library(build_dir)
     assert expected is not None and f'SANITIZED_EXT_PATH={expected} HAS_EXT=True' in output, \
         output[-3000:]
     assert 'ASAN_MAPPED=True INPLACE_MAPPED=False' in output, output[-3000:]
     assert ' passed' in output and ' failed' not in output, output[-3000:]
+
+
+def test_a_build_is_reused_while_the_content_of_its_inputs_is_unchanged(tmp_path, monkeypatch):
+    # By content, not by mtime: a fresh clone (new mtimes) of the same code reuses the build;
+    # any change of content does not.
+    src = tmp_path / 'kernel.cpp'
+    src.write_text('int a;')
+    monkeypatch.setattr(sanitized, '_inputs', lambda: [str(src)])
+    key = sanitized.inputs_key()
+    build = tmp_path / 'build'
+    build.mkdir()
+    lib = build / '_ext.cpython-311-x86_64-linux-gnu.so'
+    lib.write_bytes(b'')
+    assert sanitized._up_to_date(str(build), key) is None  # never stamped: not a finished build
+    (build / sanitized.STAMP).write_text(key + '\n')
+    assert sanitized._up_to_date(str(build), key) == str(lib)
+    os.utime(src, (1e9, 2e9))  # touched, same content
+    assert sanitized.inputs_key() == key
+    src.write_text('int b;')
+    changed = sanitized.inputs_key()
+    assert changed != key and sanitized._up_to_date(str(build), changed) is None
 
 
 # ----------------------------------------------------------------------------- the run can fail
@@ -185,11 +220,11 @@ def test_unusable_ext_path_errors(tmp_path, kind, match):
 
 @pytest.mark.slow
 @needs_asan
-def test_sanitized_build_without_preload_is_a_clear_import_error():
+def test_sanitized_build_without_preload_is_a_clear_import_error(build_dir):
     # Loaded without the ASan runtime first, the library would end the process ("ASan runtime
     # does not come first"); the import says how to run it instead. (This process has no ASan.)
     from mmvit_plugins.ops._ext import _asan_runtime_loaded, _load_ext_from
     assert not _asan_runtime_loaded()
-    path = sanitized.built_library() or sanitized.build(quiet=True)
+    path = sanitized.build(build_dir, quiet=True)  # reused when up to date
     with pytest.raises(ImportError, match=r'built with AddressSanitizer.*LD_PRELOAD=\$\(gcc'):
         _load_ext_from(path)

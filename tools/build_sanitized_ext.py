@@ -3,8 +3,12 @@
 The sanitized extension is compiled from the same CPU sources as ``setup.py`` (CUDA is left out)
 with ``-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g
 -O1 -fno-wrapv -fopenmp`` into its own folder (default ``build/asan/``); the normal in-place
-``mmvit_plugins/_ext*.so`` is never touched. A build newer than the sources, headers, this
-script and torch is reused as it is; otherwise ninja recompiles only what changed.
+``mmvit_plugins/_ext*.so`` is never touched. A build is reused as it is while the content of
+what it was built from is unchanged (the sources, our headers, this script, the torch, compiler
+and Python versions: a SHA-256 stamp next to the library, so a fresh clone of the same code
+reuses a build folder outside the repository, e.g. the test suite's
+``$MMVIT_CACHE/asan-build``); otherwise ninja recompiles only what changed. Concurrent builds
+into one folder wait for each other (a lock file).
 ``MMVIT_EXT_PATH`` then makes ``mmvit_plugins.ops._ext`` load that library instead of the normal
 one (``mmvit_plugins.ops._ext.EXT_PATH`` says which one was loaded).
 
@@ -42,6 +46,8 @@ or by hand, after a build::
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 python -m pytest --capture=sys ...
 """
 import argparse
+import fcntl
+import hashlib
 import os
 import os.path as osp
 import shlex
@@ -110,6 +116,37 @@ def _inputs() -> list:
                                                                    'version.py')]
 
 
+STAMP = '.inputs-sha256'
+
+
+def inputs_key() -> str:
+    """A SHA-256 of everything the build reads: the content of :func:`_inputs` (names relative
+    to the repository) and the torch, compiler and Python versions."""
+    import torch
+    h = hashlib.sha256()
+    for path in _inputs():
+        h.update(osp.relpath(path, ROOT).encode() + b'\0')
+        with open(path, 'rb') as f:
+            h.update(f.read() + b'\0')
+    try:
+        cxx = subprocess.run([compiler(), '--version'], capture_output=True, text=True).stdout
+    except OSError:
+        cxx = compiler()
+    h.update(f'{torch.__version__}|{cxx}|{sys.version}'.encode())
+    return h.hexdigest()
+
+
+def _up_to_date(build_dir: str, key: str):
+    """The built library when ``build_dir``'s stamp is ``key``, else None."""
+    path = built_library(build_dir)
+    try:
+        with open(osp.join(build_dir, STAMP)) as f:
+            stamp = f.read().strip()
+    except OSError:
+        return None
+    return path if path is not None and stamp == key else None
+
+
 def build(build_dir: str = DEFAULT_BUILD_DIR, quiet: bool = False) -> str:
     """Compile the sanitized extension into ``build_dir`` unless it is up to date; returns its
     path. Only what changed is recompiled (ninja)."""
@@ -119,11 +156,22 @@ def build(build_dir: str = DEFAULT_BUILD_DIR, quiet: bool = False) -> str:
     except ImportError as e:
         raise SanitizerBuildError(f'the sanitized build needs torch and setuptools ({e})')
     runtime_library('libasan.so')  # fail early, with a clear message, if it is missing
-    path = built_library(build_dir)
-    if path is not None and osp.getmtime(path) >= max(osp.getmtime(p) for p in _inputs()):
-        if not quiet:
-            print(f'build_sanitized_ext.py: {path} is up to date', file=sys.stderr)
-        return path
+    os.makedirs(build_dir, exist_ok=True)
+    lock = open(osp.join(build_dir, '.lock'), 'w')
+    fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent build into build_dir waits; released on close
+    with lock:
+        key = inputs_key()
+        path = _up_to_date(build_dir, key)
+        if path is not None:
+            if not quiet:
+                print(f'build_sanitized_ext.py: {path} is up to date', file=sys.stderr)
+            return path
+        if osp.exists(osp.join(build_dir, STAMP)):  # stale: gone until this build succeeds
+            os.remove(osp.join(build_dir, STAMP))
+        return _compile(build_dir, key, quiet, CppExtension, Distribution, BuildExtension)
+
+
+def _compile(build_dir, key, quiet, CppExtension, Distribution, BuildExtension) -> str:
     ext = CppExtension(
         '_ext',
         sources(),
@@ -151,6 +199,8 @@ def build(build_dir: str = DEFAULT_BUILD_DIR, quiet: bool = False) -> str:
     path = built_library(build_dir)
     if path is None:
         raise SanitizerBuildError(f'the build finished but no _ext*.so is in {build_dir}')
+    with open(osp.join(build_dir, STAMP), 'w') as f:  # only after a build that succeeded
+        f.write(key + '\n')
     return path
 
 
