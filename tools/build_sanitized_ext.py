@@ -151,8 +151,8 @@ def build(build_dir: str = DEFAULT_BUILD_DIR, quiet: bool = False) -> str:
     """Compile the sanitized extension into ``build_dir`` unless it is up to date; returns its
     path. Only what changed is recompiled (ninja)."""
     try:
-        from setuptools import Distribution
-        from torch.utils.cpp_extension import BuildExtension, CppExtension
+        import setuptools  # noqa: F401
+        import torch.utils.cpp_extension  # noqa: F401
     except ImportError as e:
         raise SanitizerBuildError(f'the sanitized build needs torch and setuptools ({e})')
     runtime_library('libasan.so')  # fail early, with a clear message, if it is missing
@@ -168,10 +168,12 @@ def build(build_dir: str = DEFAULT_BUILD_DIR, quiet: bool = False) -> str:
             return path
         if osp.exists(osp.join(build_dir, STAMP)):  # stale: gone until this build succeeds
             os.remove(osp.join(build_dir, STAMP))
-        return _compile(build_dir, key, quiet, CppExtension, Distribution, BuildExtension)
+        return _compile(build_dir, key, quiet)
 
 
-def _compile(build_dir, key, quiet, CppExtension, Distribution, BuildExtension) -> str:
+def _compile(build_dir: str, key: str, quiet: bool) -> str:
+    from setuptools import Distribution
+    from torch.utils.cpp_extension import BuildExtension, CppExtension
     ext = CppExtension(
         '_ext',
         sources(),

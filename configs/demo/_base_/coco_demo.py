@@ -108,9 +108,7 @@ demo_default_hooks = dict(
 _main_epochs = 6
 demo_main_maskrcnn_model = dict(
     demo_maskrcnn_model,
-    train_cfg=dict(
-        rpn_proposal=dict(nms_pre=1000, max_per_img=300),
-        rcnn=dict(sampler=dict(num=64))))
+    train_cfg=dict(demo_maskrcnn_model['train_cfg'], rcnn=dict(sampler=dict(num=64))))
 demo_main_train_cfg = dict(max_epochs=_main_epochs, val_interval=_main_epochs)
 demo_main_optim_wrapper = dict(type='OptimWrapper', optimizer=dict(lr=8e-4),
                                clip_grad=dict(max_norm=5.0))
