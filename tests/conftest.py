@@ -32,6 +32,9 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
+# tryfirst: xdist's worker reads the xdist_group marks in its own collection_modifyitems hook;
+# the marks added here must be there before it runs, whatever the plugin order
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.path.stem
