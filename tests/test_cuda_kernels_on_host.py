@@ -7,8 +7,17 @@ element (and, for block reductions, over every thread of a block), and compares 
 the pure-PyTorch references: the GPU kernels' arithmetic is checked without a GPU. What it
 cannot check (launch configuration, shared memory, the device itself) is covered by
 tests/test_ops_cuda.py on a machine with a GPU.
+
+The small extension is cached by content, as tests/test_cuda_build.py's build: under
+``$MMVIT_CACHE/cuda-kernels-on-host/<key>`` (default ``~/.cache/mmvit_plugins``), the key a hash
+of the source below, of every file of ``mmvit_plugins/ops/csrc`` and of the torch and Python
+versions; ``MMVIT_NO_BUILD_CACHE=1`` builds it afresh in a temporary folder.
 """
+import glob
+import hashlib
+import os
 import os.path as osp
+import sys
 
 import pytest
 import torch
@@ -223,10 +232,27 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 '''
 
 
+def build_dir(tmp_path_factory) -> str:
+    """The cache entry of this source, headers and toolchain (see the module docstring)."""
+    if os.environ.get('MMVIT_NO_BUILD_CACHE') == '1':
+        return str(tmp_path_factory.mktemp('cuda_kernels_on_host'))
+    h = hashlib.sha256(SOURCE.encode() + b'\0')
+    for path in sorted(glob.glob(osp.join(CSRC, '**', '*'), recursive=True)):
+        if osp.isfile(path):
+            with open(path, 'rb') as f:
+                h.update(osp.relpath(path, CSRC).encode() + b'\0' + f.read() + b'\0')
+    h.update(f'{torch.__version__}|{sys.version}'.encode())
+    cache = os.environ.get('MMVIT_CACHE') or osp.join(osp.expanduser('~'), '.cache',
+                                                      'mmvit_plugins')
+    path = osp.join(cache, 'cuda-kernels-on-host', h.hexdigest()[:24])
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope='module')
 def emu(tmp_path_factory):
     from torch.utils.cpp_extension import load_inline
-    build = tmp_path_factory.mktemp('cuda_kernels_on_host')
+    build = build_dir(tmp_path_factory)
     return load_inline('mmvit_cuda_kernels_on_host', cpp_sources=SOURCE, functions=None,
                        extra_include_paths=[CSRC], extra_cflags=['-O2'],
                        build_directory=str(build), verbose=False)

@@ -3,6 +3,9 @@
 Each test builds the model and the training pipeline from the family's demo config (pointed at a
 small generated copy of the demo data), takes one fixed batch through the real pipeline, and
 runs optimiser steps with the config's optimiser on it: the loss must stay finite and go down.
+Five steps where the loss falls fast (Mask R-CNN, the segmentors: their last two steps' mean is
+40-80% of their first two's at four or five steps), ten where it falls slowly (RetinaNet at the
+real config's lr, DETR; MAFormer's Mask R-CNN loss is not monotone over its first four steps).
 """
 import importlib
 import math
@@ -53,7 +56,7 @@ def assert_decreasing(losses):
 
 @pytest.mark.slow
 def test_maskrcnn_trains_on_demo_data(demo_data):
-    losses, log_vars = train_steps('maskrcnn_hrvit_b1_coco_demo.py', demo_data, steps=8)
+    losses, log_vars = train_steps('maskrcnn_hrvit_b1_coco_demo.py', demo_data, steps=5)
     assert {'loss_rpn_cls', 'loss_cls', 'loss_bbox', 'loss_mask'} <= set(log_vars)
     assert_decreasing(losses)
 
@@ -78,24 +81,24 @@ def test_detr_trains_on_demo_data(demo_data):
 @pytest.mark.parametrize('name', ['maskrcnn_elsa_swin_tiny_coco_demo.py',
                                   'cascade_maskrcnn_elsa_swin_tiny_coco_demo.py'])
 def test_elsa_swin_detectors_train_on_demo_data(demo_data, name):
-    losses, log_vars = train_steps(name, demo_data, steps=8)
+    losses, log_vars = train_steps(name, demo_data, steps=5)
     assert {'loss_rpn_cls', 'loss_bbox'} <= {k.split('.')[-1] for k in log_vars}
     assert any(k.endswith('loss_mask') for k in log_vars)
     assert_decreasing(losses)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('name,losses,lr', [
-    ('retinanet_container_light_coco_demo.py', {'loss_cls', 'loss_bbox'}, 1e-4),
-    ('maskrcnn_container_light_coco_demo.py', {'loss_rpn_cls', 'loss_mask'}, None),
-    ('detr_container_light_coco_demo.py', {'loss_cls', 'loss_bbox', 'loss_iou'}, None),
-    ('retinanet_cloformer_xs_coco_demo.py', {'loss_cls', 'loss_bbox'}, 1e-4),
-    ('maskrcnn_cloformer_xs_coco_demo.py', {'loss_rpn_cls', 'loss_mask'}, None),
-    ('maskrcnn_maformer_tiny_coco_demo.py', {'loss_rpn_cls', 'loss_mask'}, None),
+@pytest.mark.parametrize('name,losses,lr,steps', [
+    ('retinanet_container_light_coco_demo.py', {'loss_cls', 'loss_bbox'}, 1e-4, 10),
+    ('maskrcnn_container_light_coco_demo.py', {'loss_rpn_cls', 'loss_mask'}, None, 5),
+    ('detr_container_light_coco_demo.py', {'loss_cls', 'loss_bbox', 'loss_iou'}, None, 10),
+    ('retinanet_cloformer_xs_coco_demo.py', {'loss_cls', 'loss_bbox'}, 1e-4, 10),
+    ('maskrcnn_cloformer_xs_coco_demo.py', {'loss_rpn_cls', 'loss_mask'}, None, 5),
+    ('maskrcnn_maformer_tiny_coco_demo.py', {'loss_rpn_cls', 'loss_mask'}, None, 10),
 ])
-def test_detector_families_train_on_demo_data(demo_data, name, losses, lr):
+def test_detector_families_train_on_demo_data(demo_data, name, losses, lr, steps):
     # RetinaNet at the real config's lr: the demo's higher one relies on its warm-up
-    history, log_vars = train_steps(name, demo_data, steps=10, lr=lr)
+    history, log_vars = train_steps(name, demo_data, steps=steps, lr=lr)
     assert losses <= set(log_vars)
     assert_decreasing(history)
 
@@ -109,7 +112,7 @@ def test_detector_families_train_on_demo_data(demo_data, name, losses, lr):
                                   'fpn_cloformer_xs_ade20k_demo.py',
                                   'upernet_maformer_tiny_ade20k_demo.py'])
 def test_segmentors_train_on_demo_data(demo_data, name):
-    losses, log_vars = train_steps(name, demo_data, steps=8)
+    losses, log_vars = train_steps(name, demo_data, steps=5)
     assert 'decode.loss_ce' in log_vars
     assert_decreasing(losses)
 

@@ -44,6 +44,23 @@ def backbone_cfg(family, **kwargs):
     return dict(_delete_=True, type=family, arch=FAMILIES[family][0], **kwargs)
 
 
+def light_sampling(cfg):
+    """Fewer proposals and sampled RoIs than the packaged configs' budget for 1333 x 800 images
+    (1000-2000 proposals, 512 RoIs per image and stage): at this test's 96 px inputs 100 and 64
+    run the same code, three times faster. In place, on every level of ``cfg``."""
+    if isinstance(cfg, dict):
+        for key, value in cfg.items():
+            if key == 'sampler' and isinstance(value, dict) and 'num' in value:
+                value['num'] = 64
+            elif key in ('max_per_img', 'nms_pre') and isinstance(value, int) and value >= 1000:
+                cfg[key] = 100
+            else:
+                light_sampling(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            light_sampling(value)
+
+
 def user_config(tmp_path, base, model):
     """A user's one-file config: the packaged ``base`` with our package and ``model`` edits."""
     path = tmp_path / 'user_config.py'
@@ -74,6 +91,7 @@ def test_family_in_mmdet_packaged_detector(tmp_path, family, detector):
     else:
         model = dict(backbone=backbone_cfg(family), neck=dict(in_channels=channels))
     cfg = user_config(tmp_path, DET_CONFIGS[detector], model)
+    light_sampling(cfg.model)
     with DefaultScope.overwrite_default_scope('mmdet'):
         det = DET_MODELS.build(cfg.model)
         det.init_weights()

@@ -165,18 +165,39 @@ def test_infer_tool_classification_without_weights(checkpoints, tmp_path, capsys
     assert len(os.listdir(tmp_path / 'out' / 'vis')) == 1
 
 
-@pytest.mark.parametrize('args,message', [
+ERRORS = [
     (['missing_dir', DET_CONFIG], 'no such file, folder or glob match: missing_dir'),
     (['{img}', 'missing.py'], 'config file not found: missing.py'),
     (['{img}', DET_CONFIG, '--weights', 'missing.pth'], 'checkpoint not found: missing.pth'),
     (['{img}', DET_CONFIG, '--score-thr', '2'], '--score-thr must be in [0, 1], got 2.0'),
     (['{img}', DET_CONFIG, '--device', 'tpu'], '--device must be cpu, cuda or cuda:N'),
     (['{img}', SEG_CONFIG, '--weights', '{det}'], 'does not fit the config'),
-])
-def test_infer_tool_errors_are_one_line(checkpoints, tmp_path, args, message):
+]
+
+
+def error_args(checkpoints, args):
     image = sorted(glob.glob(osp.join(checkpoints['coco'], 'val2017', '*')))[0]
-    args = [a.format(img=image, det=checkpoints['det']) for a in args]
-    rc, out = run([sys.executable, osp.join(ROOT, 'tools', 'infer.py'), *args], cwd=tmp_path)
+    return [a.format(img=image, det=checkpoints['det']) for a in args]
+
+
+@pytest.mark.parametrize('args,message', ERRORS)
+def test_infer_tool_errors_are_one_line(checkpoints, tmp_path, monkeypatch, args, message):
+    """In this process: ``main`` exits with the one-line message (``sys.exit(str)``: status 1,
+    the line on stderr)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        infer.main(error_args(checkpoints, args))
+    line = exc.value.code
+    assert isinstance(line, str) and '\n' not in line, line
+    assert line.startswith('infer.py: error: ') and message in line, line
+
+
+def test_infer_tool_error_from_the_command_line(checkpoints, tmp_path):
+    """The same as a user sees it, for the error found last (after the model is built): status
+    1, the message as the last line, no traceback."""
+    args, message = ERRORS[-1]
+    rc, out = run([sys.executable, osp.join(ROOT, 'tools', 'infer.py'),
+                   *error_args(checkpoints, args)], cwd=tmp_path)
     lines = [line for line in out.strip().splitlines() if 'Warning' not in line
              and not line.startswith('  ')]
     assert rc == 1 and lines[-1].startswith('infer.py: error: ') and message in lines[-1], out

@@ -147,14 +147,16 @@ def test_size_arithmetic_exports_symbolically(tmp_path):
 def check_exported_family(family, tmp_path, monkeypatch, sizes, dynamic):
     """Export the tiny ``family`` backbone (once with ``dynamic``, else once per size), run
     every file with onnxruntime at ``sizes`` and compare with PyTorch running the compiled ops;
-    the exports must have traced the references. Returns the errors."""
+    the exports must have traced the references. The first export goes through the exporter's
+    graph optimiser (the tool's default), the others not (``--no-optimize``: the optimiser is
+    most of an export's time). Returns the errors."""
     torch.manual_seed(0)
     model = randomise(TINY[family]())
     calls = count_calls(monkeypatch, OP_PATHS.get(family, []))
     results = []
     for i, (n, h, w) in enumerate(sizes[:1] if dynamic else sizes):
         path = str(tmp_path / f'{family}_{i}.onnx')
-        names = p2o.export_onnx(model, path, (h, w), dynamic=dynamic)
+        names = p2o.export_onnx(model, path, (h, w), dynamic=dynamic, optimize=i == 0)
         assert names == [f'out{i}' for i in range(len(model.out_indices))]
         assert onnx_domains(path) <= {'', 'ai.onnx'}  # standard operators only
         inp = ort.InferenceSession(path, providers=['CPUExecutionProvider']).get_inputs()[0]
@@ -248,7 +250,7 @@ def test_backbone_only_of_a_detection_config(tmp_path, capsys):
     cfg_path.write_text(TINY_DET_CONFIG)
     out = tmp_path / 'det_backbone.onnx'
     p2o.main([str(cfg_path), '--backbone-only', '--shape', '64', '64', '--output', str(out),
-              '--verify'])
+              '--verify', '--no-optimize'])  # (the classifier above: optimised)
     log = capsys.readouterr().out
     assert 'backbone Container (mmdet)' in log and 'random init' in log
     n_out = len(ort.InferenceSession(str(out), providers=['CPUExecutionProvider'])
