@@ -13,6 +13,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 
+from _cli import run_main_here
 from mmvit_plugins.models.backbones import Container
 from mmvit_plugins.models.backbones.container import CBlock, MixBlock
 from mmvit_plugins.registry import MODELS
@@ -291,8 +292,9 @@ def test_converter_round_trip_strict(tmp_path):
     torch.testing.assert_close(backbone.blocks4[1].conv.weight,
                                models[1].backbone.blocks4[1].conv.weight)
 
+    # errors in this process (the conversions above ran from the command line)
     torch.save({'model': {'cls_token': torch.zeros(1)}}, src)
-    result = convert(src, tmp_path / 'bad.pth')
+    result = run_main_here(CONVERTER, src, tmp_path / 'bad.pth')
     assert result.returncode != 0 and 'keys of unknown layout' in result.stderr
-    result = convert(src, tmp_path / 'bad.pth', '--ema')
+    result = run_main_here(CONVERTER, src, tmp_path / 'bad.pth', '--ema')
     assert result.returncode != 0 and 'no model_ema' in result.stderr

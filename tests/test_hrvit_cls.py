@@ -10,6 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 
+from _cli import run_main_here
 from mmvit_plugins.models import HRViT
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -98,13 +99,14 @@ def test_converter_refuses_unknown_layouts_and_code(tmp_path):
     assert result.returncode != 0
     assert 'keys of unknown layout' in result.stderr and 'Traceback' not in result.stderr
 
+    # the others in this process (the message is the same, the start-up is not repeated)
     evil = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'x': Payload()}, evil)  # a class outside the allow-list
-    result = convert(evil, tmp_path / 'out.pth')
+    result = run_main_here(CONVERTER, evil, tmp_path / 'out.pth')
     assert result.returncode == 1 and 'refused to load: it pickles' in result.stderr
     assert 'Traceback' not in result.stderr
 
-    result = convert(tmp_path / 'missing.pth', tmp_path / 'out.pth')
+    result = run_main_here(CONVERTER, tmp_path / 'missing.pth', tmp_path / 'out.pth')
     assert result.returncode != 0 and 'checkpoint not found' in result.stderr
 
 
