@@ -18,6 +18,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from _cli import run_main_here
 from mmvit_plugins.utils import (CPUBF16AmpOptimWrapper, allow_mmengine_checkpoints,
                                  init_cpu_dist, load_config, prepare_test_cfg,
                                  prepare_train_cfg, resolve_config_path)
@@ -189,11 +190,12 @@ def test_amp_on_cpu(tiny_config, tmp_path):
 
 @pytest.mark.parametrize('tool, args', [('train', ['missing.py']),
                                         ('test', ['missing.py', 'x.pth'])])
-def test_missing_config_is_one_line(tool, args, tmp_path):
-    rc, out = run_tool(tool, *args, cwd=tmp_path)
-    assert rc != 0
-    assert 'Traceback' not in out
-    assert out.strip().splitlines() == [f'{tool}.py: error: config file not found: missing.py']
+def test_missing_config_is_one_line(tool, args, tmp_path, monkeypatch):
+    # in this process (the start-up is not repeated); the next test runs from the command line
+    monkeypatch.chdir(tmp_path)
+    result = run_main_here(osp.join(TOOLS, f'{tool}.py'), *args)
+    assert result.returncode == 1 and result.stdout == ''
+    assert result.stderr.splitlines() == [f'{tool}.py: error: config file not found: missing.py']
 
 
 def test_missing_checkpoint_is_one_line(tiny_config, tmp_path):
