@@ -214,3 +214,38 @@ def test_demo_config_trains_with_mmengine_compile(demo_data, tmp_path):
     losses = [float(line.split(' loss: ')[1].split()[0]) for line in log.splitlines()
               if 'Iter(train)' in line and ' loss: ' in line]
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses))), log[-3000:]
+
+
+@pytest.mark.parametrize('with_hook', [True, False])
+def test_plain_param_groups_hook_keeps_a_scheduled_step_from_recompiling(with_hook):
+    """A compiled train step whose lr changes every iteration (a warm-up): with the hook the
+    frames compiled in the first iteration are all there are; without it, it recompiles."""
+    from types import SimpleNamespace
+
+    from mmengine.optim import OptimWrapper
+    from torch._dynamo.testing import CompileCounter
+
+    from mmvit_plugins.utils.runner import PlainParamGroupsHook
+    model = torch.nn.Linear(4, 2)
+    wrapper = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
+    if with_hook:
+        PlainParamGroupsHook().before_train(SimpleNamespace(optim_wrapper=wrapper))
+    counter = CompileCounter()
+
+    @torch.compile(backend=counter)
+    def train_step(x):
+        loss = model(x).square().mean()
+        wrapper.update_params(loss)
+        return loss.detach()
+
+    torch._dynamo.reset()
+    frames = []
+    for i in range(4):
+        wrapper.optimizer.param_groups[0]['lr'] = 1e-3 * (i + 1)  # what a scheduler does
+        train_step(torch.randn(3, 4))
+        frames.append(counter.frame_count)
+    assert frames[0] >= 1
+    if with_hook:
+        assert frames == [frames[0]] * 4, frames
+    else:  # what the hook prevents
+        assert frames[-1] > frames[0], frames
