@@ -2,7 +2,8 @@
 
 Each family replaces the ResNet of mmdet's Mask R-CNN, Cascade Mask R-CNN, RetinaNet and DETR
 configs and of mmseg's UperNet (Cityscapes) config, changing only the backbone and the input
-channels of the neck / heads, exactly as a user's one-file config would; ``loss`` and
+channels of the neck / heads, exactly as a user's one-file config would (the test then lowers
+the detectors' proposal and RoI budgets, :func:`light_sampling`, for speed); ``loss`` and
 ``predict`` must run. mmseg's config also sets ``model.pretrained``, which ``EncoderDecoder``
 hands the backbone as ``pretrained=``: the deprecated alias of a ``Pretrained`` init_cfg.
 """
