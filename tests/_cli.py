@@ -1,29 +1,31 @@
-"""A command-line tool's ``main(argv)`` run in this process, with what its command line gives."""
+"""Command-line tools run in this process: their ``main(argv)``, as the command line gives it."""
 import contextlib
 import importlib.util
 import io
 import os.path as osp
 import types
 
-_MODULES = {}
+
+def import_tool(path: str) -> types.ModuleType:
+    """The tool script at ``path``, freshly imported as a module."""
+    name = 'tool_' + osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def run_main_here(script: str, *args) -> types.SimpleNamespace:
-    """``script``'s ``main([str(a) for a in args])`` in this process (no interpreter start-up).
+def run_main_here(path: str, *args) -> types.SimpleNamespace:
+    """The tool's ``main([str(a) for a in args])`` in this process (no interpreter start-up).
 
     Returns ``returncode``, ``stdout`` and ``stderr`` as the command line would: a
     ``sys.exit(message)`` is status 1 with the message on stderr; a traceback would propagate.
     """
-    if script not in _MODULES:
-        name = '_cli_' + osp.splitext(osp.basename(script))[0]
-        spec = importlib.util.spec_from_file_location(name, script)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _MODULES[script] = module
+    main = import_tool(path).main
     out, err, code = io.StringIO(), io.StringIO(), 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            _MODULES[script].main([str(a) for a in args])
+            main([str(a) for a in args])
         except SystemExit as e:
             if isinstance(e.code, str):
                 print(e.code, file=err)

@@ -11,7 +11,6 @@ and ``train.py`` also run once each as subprocesses (exit status 1, one line of 
 traceback). No payload may ever run.
 """
 import builtins
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -20,6 +19,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+
+from _cli import import_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO, 'tools')
@@ -108,13 +109,6 @@ def bad(tmp_path_factory):
     return dict(files=files, marker=marker, good=good, config=str(config), image=image)
 
 
-def _import_tool(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _tool_call(entry, file, env):
     """``(prog, main, argv)`` of the command line that reads ``file`` through ``entry``."""
     if entry in CONVERTERS:
@@ -143,7 +137,7 @@ def test_command_line_one_line_in_process(entry, kind, bad, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     file = bad['files'][kind]
     prog, path, argv = _tool_call(entry, file, bad)
-    tool = _import_tool(f'tool_{prog[:-3]}', path)
+    tool = import_tool(path)
     with pytest.raises(SystemExit) as exc:
         tool.main(argv)
     message = exc.value.code
