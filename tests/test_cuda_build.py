@@ -10,7 +10,6 @@ Python versions. Any change to those rebuilds; with the key unchanged the test c
 library and log. ``MMVIT_NO_BUILD_CACHE=1`` always rebuilds (and stores nothing).
 """
 import glob
-import hashlib
 import os
 import shutil
 import subprocess
@@ -19,14 +18,14 @@ import textwrap
 
 import pytest
 
+from _build_cache import CSRC_FILES, cache_dir, content_key, use_cache
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Not derived from `which nvcc`: that may be a wrapper script outside the toolkit (then torch
 # would guess CUDA_HOME=/usr/local and fail to link libcudart).
 CUDA_HOME = os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH') or '/usr/local/cuda'
 NVCC = shutil.which(os.path.join(CUDA_HOME, 'bin', 'nvcc'))
-CACHE = os.path.join(
-    os.environ.get('MMVIT_CACHE') or os.path.join(os.path.expanduser('~'), '.cache',
-                                                  'mmvit_plugins'), 'cuda-build')
+CACHE = cache_dir('cuda-build')
 
 CHECK = textwrap.dedent('''
     import importlib.util, sys, torch
@@ -47,25 +46,16 @@ CHECK = textwrap.dedent('''
 def build_key() -> str:
     """A hash of everything the CUDA build reads: setup.py, the op sources, the tool versions."""
     import torch
-    h = hashlib.sha256()
-    files = [os.path.join(ROOT, 'setup.py')] + sorted(
-        glob.glob(os.path.join(ROOT, 'mmvit_plugins', 'ops', 'csrc', '**', '*'), recursive=True))
-    for path in files:
-        if os.path.isfile(path):
-            h.update(os.path.relpath(path, ROOT).encode() + b'\0')
-            with open(path, 'rb') as f:
-                h.update(f.read() + b'\0')
     nvcc = subprocess.run([NVCC, '--version'], capture_output=True, text=True).stdout
-    h.update(f'{torch.__version__}|{torch.version.cuda}|{nvcc}|{sys.version}'.encode())
-    return h.hexdigest()[:24]
+    return content_key([os.path.join(ROOT, 'setup.py')] + CSRC_FILES,
+                       f'{torch.__version__}|{torch.version.cuda}|{nvcc}|{sys.version}')
 
 
 def cuda_build(tmp_path):
     """The CUDA build's library and log: from the cache when the key matches, else built (and
     then stored, unless ``MMVIT_NO_BUILD_CACHE=1``)."""
-    use_cache = os.environ.get('MMVIT_NO_BUILD_CACHE') != '1'
     entry = os.path.join(CACHE, build_key())
-    if use_cache and os.path.isfile(os.path.join(entry, 'build.log')):
+    if use_cache() and os.path.isfile(os.path.join(entry, 'build.log')):
         so = glob.glob(os.path.join(entry, '_ext*.so'))
         if len(so) == 1:
             with open(os.path.join(entry, 'build.log')) as f:
@@ -78,7 +68,7 @@ def cuda_build(tmp_path):
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     log = build.stdout + build.stderr
     so = glob.glob(str(tmp_path / 'lib' / 'mmvit_plugins' / '_ext*.so'))
-    if use_cache and len(so) == 1:  # stored whole or not at all (a rename is atomic)
+    if use_cache() and len(so) == 1:  # stored whole or not at all (a rename is atomic)
         staging = f'{entry}.tmp{os.getpid()}'
         os.makedirs(staging, exist_ok=True)
         shutil.copy2(so[0], staging)

@@ -13,8 +13,6 @@ The small extension is cached by content, as tests/test_cuda_build.py's build: u
 of the source below, of every file of ``mmvit_plugins/ops/csrc`` and of the torch and Python
 versions; ``MMVIT_NO_BUILD_CACHE=1`` builds it afresh in a temporary folder.
 """
-import glob
-import hashlib
 import os
 import os.path as osp
 import sys
@@ -22,6 +20,7 @@ import sys
 import pytest
 import torch
 
+from _build_cache import CSRC_FILES, cache_dir, content_key, use_cache
 from mmvit_plugins import ops
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -234,17 +233,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 
 def build_dir(tmp_path_factory) -> str:
     """The cache entry of this source, headers and toolchain (see the module docstring)."""
-    if os.environ.get('MMVIT_NO_BUILD_CACHE') == '1':
+    if not use_cache():
         return str(tmp_path_factory.mktemp('cuda_kernels_on_host'))
-    h = hashlib.sha256(SOURCE.encode() + b'\0')
-    for path in sorted(glob.glob(osp.join(CSRC, '**', '*'), recursive=True)):
-        if osp.isfile(path):
-            with open(path, 'rb') as f:
-                h.update(osp.relpath(path, CSRC).encode() + b'\0' + f.read() + b'\0')
-    h.update(f'{torch.__version__}|{sys.version}'.encode())
-    cache = os.environ.get('MMVIT_CACHE') or osp.join(osp.expanduser('~'), '.cache',
-                                                      'mmvit_plugins')
-    path = osp.join(cache, 'cuda-kernels-on-host', h.hexdigest()[:24])
+    path = osp.join(cache_dir('cuda-kernels-on-host'),
+                    content_key(CSRC_FILES, f'{SOURCE}|{torch.__version__}|{sys.version}'))
     os.makedirs(path, exist_ok=True)
     return path
 

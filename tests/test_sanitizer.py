@@ -28,6 +28,8 @@ import textwrap
 
 import pytest
 
+from _build_cache import cache_dir, use_cache
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'build_sanitized_ext.py')
 sys.path.insert(0, osp.join(ROOT, 'tools'))
@@ -38,15 +40,13 @@ import build_sanitized_ext as sanitized  # noqa: E402
 FUZZ_EXAMPLES = 20
 SUITE_ARGS = ['tests/test_ops_na.py', 'tests/test_ops_elsa.py', 'tests/test_fuzz_ops.py']
 SUITE_SELECT = ['-k', 'not gradcheck and not opcheck']
-CACHED_BUILD_DIR = osp.join(
-    os.environ.get('MMVIT_CACHE') or osp.join(osp.expanduser('~'), '.cache', 'mmvit_plugins'),
-    'asan-build')
+CACHED_BUILD_DIR = cache_dir('asan-build')
 
 
 @pytest.fixture
 def build_dir(tmp_path):
     """Where the sanitized build goes: the cache, or a fresh folder with MMVIT_NO_BUILD_CACHE=1."""
-    if os.environ.get('MMVIT_NO_BUILD_CACHE') == '1':
+    if not use_cache():
         return str(tmp_path / 'asan')
     return CACHED_BUILD_DIR
 
