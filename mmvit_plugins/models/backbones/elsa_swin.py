@@ -126,16 +126,20 @@ class ELSAAttention(BaseModule):
     def forward(self, x: Tensor) -> Tensor:
         B, H, W, C = x.shape
         G, K = self.num_heads, self.kernel_size * self.kernel_size
-        q, k, v = self.pre_proj(x.permute(0, 3, 1, 2)).split(
-            [self.qk_dims, self.qk_dims, C], dim=1)
-        logits = self.attn(q * k * self.scale)  # [B, G*K, H, W], channel g*K + t
+        # the 1x1 conv pre_proj as a GEMM on the [B, H, W, C] rows (same weights, same state
+        # dict): faster than a channels-last 1x1 convolution on the CPU (ELSA-Swin-T train
+        # step 2-4% faster); q * k goes to the grouped conv as a channels-last NCHW view
+        y = F.linear(x, self.pre_proj.weight.view(-1, C), self.pre_proj.bias)
+        q, k, v = y.split([self.qk_dims, self.qk_dims, C], dim=-1)
+        logits = self.attn((q * k * self.scale).permute(0, 3, 1, 2))  # [B, G*K, H, W]
         # the softmax in float32 under autocast, as the original's (whose op ran in float32)
         dtype = torch.float32 if logits.dtype in HALF_DTYPES else logits.dtype
-        attn = logits.view(B, G, K, H, W).softmax(dim=2, dtype=dtype)
+        attn = logits.reshape(B, G, K, H, W).softmax(dim=2, dtype=dtype)  # channel g*K + t
         if not torch.is_autocast_enabled(x.device.type):
             attn = attn.to(v.dtype)
         mul, add = self.ghosts()
-        out = elsa_aggregate(v, attn, self.kernel_size, self.dilation, mul, add)
+        out = elsa_aggregate(v.permute(0, 3, 1, 2), attn, self.kernel_size, self.dilation, mul,
+                             add)
         return self.post_proj(out.permute(0, 2, 3, 1))  # [B, H, W, C]
 
 
