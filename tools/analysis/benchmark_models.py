@@ -31,11 +31,13 @@ ELSA-Swin-T against Swin-T (issue 17)::
 """
 import argparse
 import itertools
+import logging
 import os
 import sys
 from contextlib import nullcontext
 
 import torch
+from mmengine.logging import MMLogger
 
 from mmvit_plugins import ops
 from mmvit_plugins.registry import MODELS
@@ -72,7 +74,14 @@ def build(name: str) -> torch.nn.Module:
         model = MODELS.build(dict(type=type_, arch=arch))
     else:
         raise ValueError(f'unknown model {name!r}; choose from {MODELS_ALL}')
-    model.init_weights()
+    # mmengine logs every parameter's initialisation at INFO (hundreds of lines for Swin-T)
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
     return model
 
 
