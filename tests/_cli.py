@@ -2,6 +2,7 @@
 import contextlib
 import importlib.util
 import io
+import os
 import os.path as osp
 import types
 
@@ -20,9 +21,11 @@ def run_main_here(path: str, *args) -> types.SimpleNamespace:
 
     Returns ``returncode``, ``stdout`` and ``stderr`` as the command line would: a
     ``sys.exit(message)`` is status 1 with the message on stderr; a traceback would propagate.
+    The environment variables the tool sets (e.g. ``LOCAL_RANK``) are undone afterwards.
     """
     main = import_tool(path).main
     out, err, code = io.StringIO(), io.StringIO(), 0
+    environ = dict(os.environ)
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             main([str(a) for a in args])
@@ -32,4 +35,8 @@ def run_main_here(path: str, *args) -> types.SimpleNamespace:
                 code = 1
             else:
                 code = e.code or 0
+        finally:
+            if dict(os.environ) != environ:
+                os.environ.clear()
+                os.environ.update(environ)
     return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())

@@ -1,4 +1,5 @@
 import os
+import sys
 
 import pytest
 
@@ -27,9 +28,10 @@ LONG_FIRST = ('test_cuda_build.py', 'test_sanitizer.py::test_op_and_fuzz_tests_c
 
 
 def pytest_configure(config):
-    if XDIST_WORKER:
-        import torch
-        torch.set_num_threads(1)
+    # torch imported before this file (by a plugin) has read OMP_NUM_THREADS already; one
+    # imported later reads the 1 set above (a worker that runs no torch test never imports it)
+    if XDIST_WORKER and 'torch' in sys.modules:
+        sys.modules['torch'].set_num_threads(1)
 
 
 # tryfirst: xdist's worker reads the xdist_group marks in its own collection_modifyitems hook;
@@ -72,7 +74,14 @@ def _cpu_isas():
     return ops.available_cpu_isas() or ['reference']
 
 
-@pytest.fixture(params=_cpu_isas())
+def pytest_generate_tests(metafunc):
+    # the builds are looked up (torch and our ops imported) only where a test asks for them,
+    # not when this file loads: pytest-xdist's controller process imports it too
+    if 'cpu_isa' in metafunc.fixturenames:
+        metafunc.parametrize('cpu_isa', _cpu_isas(), indirect=True)
+
+
+@pytest.fixture
 def cpu_isa(request):
     """Runs the test once per build of the CPU kernels this CPU supports (baseline x86-64, AVX2);
     'reference' where the extension is missing."""

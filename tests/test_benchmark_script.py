@@ -1,11 +1,15 @@
-"""tools/analysis/benchmark_ops.py runs and writes its table and JSON (smoke test: no timings
-are asserted; benchmarks are scripts, not tests)."""
+"""tools/analysis/benchmark_ops.py (from the command line) and benchmark_models.py (its ``main``
+in this process: no second interpreter start-up) run and write their tables and JSON (smoke
+tests: no timings are asserted; benchmarks are scripts, not tests)."""
 import json
 import os.path as osp
 import subprocess
 import sys
 
+from _cli import run_main_here
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+BENCH_MODELS = osp.join(ROOT, 'tools', 'analysis', 'benchmark_models.py')
 
 
 def test_benchmark_quick(tmp_path):
@@ -42,11 +46,10 @@ def test_benchmark_quick(tmp_path):
 
 def test_benchmark_models_quick(tmp_path):
     out = tmp_path / 'models.json'
-    result = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'analysis', 'benchmark_models.py'),
-         '--models', 'ELSASwin-tiny', '--size', '64', '--batch', '1', '--warmup', '0',
-         '--min-iters', '2', '--min-time', '0', '--impl', 'compiled', 'reference',
-         '--dtype', 'fp32', 'bf16', '--out', str(out)], capture_output=True, text=True, cwd=ROOT)
+    result = run_main_here(
+        BENCH_MODELS, '--models', 'ELSASwin-tiny', '--size', '64', '--batch', '1', '--warmup',
+        '0', '--min-iters', '2', '--min-time', '0', '--impl', 'compiled', 'reference',
+        '--dtype', 'fp32', 'bf16', '--out', out)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'reference / compiled' in result.stdout
     report = json.loads(out.read_text())
@@ -59,19 +62,21 @@ def test_benchmark_models_quick(tmp_path):
 
 
 def test_benchmark_models_rejects_unknown_model():
-    result = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'analysis', 'benchmark_models.py'),
-         '--models', 'ResNet-50'], capture_output=True, text=True, cwd=ROOT)
+    result = run_main_here(BENCH_MODELS, '--models', 'ResNet-50')
     assert result.returncode == 2 and "unknown model 'ResNet-50'" in result.stderr
 
 
 def test_benchmark_models_peer_swin(tmp_path):
+    """Also in a process where mmdet's scope is the default (as after an mmdet runner): the
+    peer is still mmpretrain's SwinTransformer, not mmdet's."""
+    import mmdet.models  # noqa: F401
+    from mmengine.registry import DefaultScope
     out = tmp_path / 'peers.json'
-    result = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'analysis', 'benchmark_models.py'),
-         '--models', 'ELSASwin-tiny', '--peers', '--size', '64', '--batch', '1', '--warmup', '0',
-         '--min-iters', '2', '--min-time', '0', '--rounds', '2', '--out', str(out)],
-        capture_output=True, text=True, cwd=ROOT)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        result = run_main_here(
+            BENCH_MODELS, '--models', 'ELSASwin-tiny', '--peers', '--size', '64', '--batch',
+            '1', '--warmup', '0', '--min-iters', '2', '--min-time', '0', '--rounds', '2',
+            '--out', out)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
     assert {(r['model'], r['mode']) for r in report['results']} == {

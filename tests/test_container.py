@@ -275,9 +275,9 @@ def test_converter_round_trip_strict(tmp_path):
                     optimizer={'state': {}, 'param_groups': [{'lr': 1e-5}]},
                     args=argparse.Namespace(model='container_v1_light')), src)
     x = torch.randn(1, 3, 64, 80)
-    for flag, ref in (([], models[0]), (['--ema'], models[1])):
+    for flag, ref in (([], models[0]), (['--ema'], models[1])):  # the command line, then here
         dst = tmp_path / f'out{len(flag)}.pth'
-        result = convert(src, dst, *flag)
+        result = run_main_here(CONVERTER, src, dst, *flag) if flag else convert(src, dst)
         assert result.returncode == 0, result.stderr
         assert f'{len(sd)} tensors' in result.stdout
         fresh = build('cls_container_light_in1k.py').eval()
@@ -292,7 +292,7 @@ def test_converter_round_trip_strict(tmp_path):
     torch.testing.assert_close(backbone.blocks4[1].conv.weight,
                                models[1].backbone.blocks4[1].conv.weight)
 
-    # errors in this process (the conversions above ran from the command line)
+    # errors in this process (the first conversion above ran from the command line)
     torch.save({'model': {'cls_token': torch.zeros(1)}}, src)
     result = run_main_here(CONVERTER, src, tmp_path / 'bad.pth')
     assert result.returncode != 0 and 'keys of unknown layout' in result.stderr

@@ -107,7 +107,10 @@ def original_cls_layout(model):
     return sd
 
 
-def convert(*args):
+def convert(*args, here=False):
+    """The converter from the command line, or (``here``) its ``main`` in this process."""
+    if here:
+        return run_main_here(CONVERTER, *args)
     return subprocess.run([sys.executable, CONVERTER, *map(str, args)], capture_output=True,
                           text=True)
 
@@ -130,9 +133,9 @@ def test_converter_imagenet_round_trip_strict(tmp_path):
     torch.save(dict(epoch=299, arch='elsa_swin_tiny', state_dict=sd, state_dict_ema=sd_ema,
                     args=argparse.Namespace(lr=1e-3, model='elsa_swin_tiny')), src)
     x = torch.randn(1, 3, 96, 80)
-    for flag, ref in (([], model), (['--ema'], ema)):
+    for flag, ref in (([], model), (['--ema'], ema)):  # from the command line, then here
         dst = tmp_path / f'converted{"_ema" if flag else ""}.pth'
-        result = convert(src, dst, *flag)
+        result = convert(src, dst, *flag, here=bool(flag))
         assert result.returncode == 0, result.stderr
         assert f'{len(sd)} tensors' in result.stdout
         fresh = build('cls_elsa_swin_tiny_in1k.py').eval()
@@ -174,7 +177,7 @@ def test_converter_dense_round_trip_strict(config, keys, tmp_path):
                 'state_dict': {'module.' + k: v for k, v in sd.items()},
                 'optimizer': {'state': {}, 'param_groups': [{'lr': 1e-4}]}}, src)
     dst = tmp_path / 'converted.pth'
-    result = convert(src, dst)
+    result = convert(src, dst, here=True)  # (the command line: the ImageNet test above)
     assert result.returncode == 0, result.stderr
     fresh = build(config).eval()
     load_checkpoint(fresh, str(dst), map_location='cpu', strict=True)

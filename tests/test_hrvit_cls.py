@@ -129,7 +129,7 @@ def test_converter_segmentor_round_trip_strict(config, tmp_path):
                 'state_dict': {'module.' + k: v for k, v in model.state_dict().items()},
                 'optimizer': {'state': {}, 'param_groups': [{'lr': 6e-5}]}}, src)
     dst = tmp_path / 'converted.pth'
-    result = convert(src, dst)
+    result = run_main_here(CONVERTER, src, dst)  # in this process (the command line: above)
     assert result.returncode == 0, result.stderr
     load_checkpoint(fresh, str(dst), map_location='cpu', strict=True)
     x = torch.randn(1, 3, 67, 45)

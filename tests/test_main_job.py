@@ -1,4 +1,7 @@
-"""The main job: a clear stop without data, and the demo driver end to end (on tiny data)."""
+"""The main job: a clear stop without data, and the demo driver end to end (on tiny data).
+
+``train.py`` runs from the command line here; ``test.py`` and ``demo.py`` run their ``main`` in
+this process (``demo.py`` from the command line: ``tests/test_amp_cpu.py``)."""
 import json
 import os
 import os.path as osp
@@ -8,6 +11,7 @@ import sys
 import pytest
 from mmengine.config import Config
 
+from _cli import run_main_here
 from mmvit_plugins.utils import check_data, missing_data_paths
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -30,14 +34,15 @@ def test_train_without_coco_stops_with_a_clear_message(tmp_path):
     assert 'Traceback' not in out
 
 
-def test_test_without_data_stops_with_a_clear_message(tmp_path):
+def test_test_without_data_stops_with_a_clear_message(tmp_path, monkeypatch):
     ckpt = tmp_path / 'model.pth'
     import torch
     torch.save({'state_dict': {}}, ckpt)  # a readable checkpoint: the data is what is missing
-    rc, out = run_tool([osp.join(ROOT, 'tools', 'test.py'),
-                        osp.join(ROOT, 'configs', 'segformer_hrvit_b1_ade20k.py'), str(ckpt)],
-                       cwd=tmp_path)
-    assert rc != 0 and 'test.py: error: data not found: ' in out
+    monkeypatch.chdir(tmp_path)  # the config's relative data paths
+    result = run_main_here(osp.join(ROOT, 'tools', 'test.py'),
+                           osp.join(ROOT, 'configs', 'segformer_hrvit_b1_ade20k.py'), ckpt)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and 'test.py: error: data not found: ' in out
     assert 'data/ade/ADEChallengeData2016/images/validation' in out and 'ADE20K' in out
 
 
@@ -62,12 +67,15 @@ def test_missing_data_paths_unwraps_dataset_wrappers(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_driver_end_to_end(demo_data, tmp_path):
+def test_demo_driver_end_to_end(demo_data, tmp_path, monkeypatch):
     """tools/demo.py on tiny demo data for one epoch: checkpoint, logs, metrics and the PNG."""
     work = tmp_path / 'work'
-    rc, out = run_tool([osp.join(ROOT, 'tools', 'demo.py'), '--data-root', demo_data,
-                        '--work-dir', str(work), '--num-images', '3', '--cfg-options',
-                        'train_cfg.max_epochs=1'], cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = run_main_here(osp.join(ROOT, 'tools', 'demo.py'), '--data-root', demo_data,
+                           '--work-dir', work, '--num-images', '3', '--cfg-options',
+                           'train_cfg.max_epochs=1',
+                           'train_dataloader.dataset.indices=4')  # one iteration of batch 4
+    rc, out = result.returncode, result.stdout + result.stderr
     assert rc == 0, out[-3000:]
     assert 'demo data: found in' in out and 'demo summary' in out
     assert 'Epoch(train)' in out  # progress lines

@@ -2,8 +2,9 @@
 
 The end-to-end tests train mmpretrain's LeNet-5 on a handful of generated 32x32 images for an
 epoch or two (a few seconds per run on two CPU cores); the tools run as subprocesses, as a user
-would run them. The config handling is also checked on configs shipped with mmdet, mmseg and
-mmpretrain.
+would run them, but for a few runs that call their ``main`` in this process (the interpreter's
+start-up is most of such a run). The config handling is also checked on configs shipped with
+mmdet, mmseg and mmpretrain.
 """
 import os
 import os.path as osp
@@ -20,8 +21,8 @@ from mmengine.config import Config
 
 from _cli import run_main_here
 from mmvit_plugins.utils import (CPUBF16AmpOptimWrapper, allow_mmengine_checkpoints,
-                                 init_cpu_dist, load_config, prepare_test_cfg,
-                                 prepare_train_cfg, resolve_config_path)
+                                 formatted_config_cache, init_cpu_dist, load_config,
+                                 prepare_test_cfg, prepare_train_cfg, resolve_config_path)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(REPO, 'tools')
@@ -160,10 +161,19 @@ def test_resume_auto(trained, tmp_path):
     assert osp.isfile(osp.join(work_dir, 'epoch_2.pth'))
 
 
-def test_resume_from_path(trained, tiny_config, tmp_path):
+def run_tool_here(tool, *args, cwd, monkeypatch):
+    """``tools/<tool>.py``'s ``main`` in this process (no interpreter start-up), from ``cwd``;
+    returns what :func:`run_tool` does."""
+    monkeypatch.chdir(cwd)
+    result = run_main_here(osp.join(TOOLS, f'{tool}.py'), *args)
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_resume_from_path(trained, tiny_config, tmp_path, monkeypatch):
     ckpt = osp.join(trained[0], 'epoch_1.pth')
-    rc, out = run_tool('train', tiny_config, '--work-dir', tmp_path / 'work', '--resume', ckpt,
-                       '--cfg-options', 'train_cfg.max_epochs=2', cwd=tmp_path)
+    rc, out = run_tool_here('train', tiny_config, '--work-dir', tmp_path / 'work', '--resume',
+                            ckpt, '--cfg-options', 'train_cfg.max_epochs=2', cwd=tmp_path,
+                            monkeypatch=monkeypatch)
     assert rc == 0, out
     assert 'resumed epoch: 1, iter: 2' in out
     assert osp.isfile(tmp_path / 'work' / 'epoch_2.pth')
@@ -180,6 +190,8 @@ def test_test_tool_prints_metric(trained, tiny_config, tmp_path):
 
 @pytest.mark.skipif(HAS_CUDA, reason='checks the CPU (bfloat16) path of --amp')
 def test_amp_on_cpu(tiny_config, tmp_path):
+    # from the command line: the notice goes to mmengine's current logger, which in this
+    # process was made (bound to its stdout) before the run
     rc, out = run_tool('train', tiny_config, '--amp', '--work-dir', tmp_path / 'work',
                        '--cfg-options', 'train_cfg.max_epochs=1', cwd=tmp_path)
     assert rc == 0, out
@@ -408,6 +420,30 @@ def test_prepare_test_cfg_downstream(name, tmp_path):
         assert hook.draw is True and cfg.visualizer.save_dir == show_dir
     else:  # mmpretrain's VisualizationHook
         assert hook.enable is True and hook.out_dir == show_dir
+
+
+def test_formatted_config_cache_formats_each_text_once(tiny_config, monkeypatch):
+    """Inside the block the config's text is formatted (yapf) once however often it is read,
+    and is what mmengine gives without the cache; a changed config is formatted anew."""
+    from mmengine.config import config as config_module
+    plain = Config.fromfile(tiny_config).pretty_text
+    calls = []
+    original = config_module.FormatCode
+
+    def counting(text, *args, **kwargs):
+        calls.append(text)
+        return original(text, *args, **kwargs)
+
+    monkeypatch.setattr(config_module, 'FormatCode', counting)
+    cfg = Config.fromfile(tiny_config)
+    with formatted_config_cache():
+        assert [cfg.pretty_text for _ in range(3)] == [plain] * 3
+        assert len(calls) == 1
+        cfg.train_cfg.max_epochs = 7
+        assert 'max_epochs=7' in cfg.pretty_text and len(calls) == 2
+    assert config_module.FormatCode is counting  # put back
+    cfg.pretty_text
+    assert len(calls) == 3  # no cache outside the block
 
 
 def test_resolve_config_path():

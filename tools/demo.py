@@ -41,8 +41,8 @@ from infer import infer  # noqa: E402
 from make_demo_data import make_demo_data  # noqa: E402
 
 from mmvit_plugins.utils import (  # noqa: E402
-    add_runner_args, allow_mmengine_checkpoints, build_runner, check_data, parse_runner_args,
-    prepare_train_cfg)
+    add_runner_args, allow_mmengine_checkpoints, build_runner, check_data, formatted_config_cache,
+    parse_runner_args, prepare_train_cfg)
 
 DEFAULT_CONFIG = osp.join(ROOT, 'configs', 'demo', 'maskrcnn_hrvit_b1_coco_demo.py')
 
@@ -133,8 +133,9 @@ def main(argv=None):
     cfg.train_cfg.val_interval = cfg.train_cfg.max_epochs  # evaluate once, at the end
 
     allow_mmengine_checkpoints()
-    runner = build_runner(cfg)
-    runner.train()
+    with formatted_config_cache():
+        runner = build_runner(cfg)
+        runner.train()
     train_s = time.time() - t0
     hub = runner.message_hub
     metrics = {

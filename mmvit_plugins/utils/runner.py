@@ -55,7 +55,7 @@ from .amp import allow_bfloat16_in_mmcv_ops
 __all__ = [
     'CPUBF16AmpOptimWrapper', 'CPUDistributedDataParallel', 'DumpSegResults',
     'ResumeRNGStateHook', 'add_runner_args', 'allow_mmengine_checkpoints', 'build_config_model',
-    'build_runner',
+    'build_runner', 'formatted_config_cache',
     'init_cpu_dist', 'load_config', 'parse_runner_args', 'prepare_test_cfg', 'prepare_train_cfg',
     'resolve_config_path', 'run'
 ]
@@ -849,6 +849,33 @@ def prepare_test_cfg(config: Union[str, Config],
     return cfg
 
 
+@contextmanager
+def formatted_config_cache():
+    """Within the block, mmengine formats a config's text (with yapf) once, not at every use.
+
+    ``Config.pretty_text`` runs yapf over the whole config each time it is read, and a Runner
+    reads it five times for the same config (the log, the dump into the work dir, the
+    visualiser's backends); for a detector's config that is about 1.2 s of one CPU core each,
+    most of a short run's start. Here the formatter mmengine calls answers a text it formatted
+    before, with the same style, from a cache; any other text is formatted as usual.
+    """
+    from mmengine.config import config as config_module
+    original = config_module.FormatCode
+    cache = {}
+
+    def format_code(text, *args, **kwargs):
+        key = (text, repr(args), repr(sorted(kwargs.items())))
+        if key not in cache:
+            cache[key] = original(text, *args, **kwargs)
+        return cache[key]
+
+    config_module.FormatCode = format_code
+    try:
+        yield
+    finally:
+        config_module.FormatCode = original
+
+
 def build_runner(cfg: Config) -> Runner:
     """Build the Runner: ``cfg.runner_type`` from the registry if set, else mmengine's.
 
@@ -1050,8 +1077,9 @@ def run(cfg: Config, mode: str) -> None:
         raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
     allow_mmengine_checkpoints()
     own_process_group = init_cpu_dist(cfg)
-    runner = build_runner(cfg)
-    getattr(runner, mode)()
+    with formatted_config_cache():
+        runner = build_runner(cfg)
+        getattr(runner, mode)()
     if own_process_group:
         # Release the runner (and its DDP wrapper, which holds the process group) before the
         # group goes: a wrapper destroyed after it can abort the process at exit. The barrier

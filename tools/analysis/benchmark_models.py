@@ -65,10 +65,15 @@ PEER_NAMES = {peer: cfg for peer, cfg in PEERS.values()}
 
 def build(name: str) -> torch.nn.Module:
     if name in PEER_NAMES:
+        import mmpretrain.models  # noqa: F401
+        from mmengine.registry import DefaultScope
         from mmpretrain.registry import MODELS as PRETRAIN_MODELS
         cfg = dict(PEER_NAMES[name])
         cfg['type'] = cfg['type'].split('.', 1)[1]
-        model = PRETRAIN_MODELS.build(cfg)
+        # a default scope left by a runner in this process (mmdet, mmseg) would otherwise
+        # resolve the name in that library (mmdet's SwinTransformer takes no arch)
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
+            model = PRETRAIN_MODELS.build(cfg)
     elif name in MODELS_ALL:
         type_, arch = name.split('-', 1)
         model = MODELS.build(dict(type=type_, arch=arch))
