@@ -31,7 +31,8 @@ from torch.profiler import ProfilerActivity, profile, record_function  # noqa: E
 
 from mmvit_plugins import ops  # noqa: E402
 from mmvit_plugins.utils import prepare_train_cfg  # noqa: E402
-from mmvit_plugins.utils.runner import allow_mmengine_checkpoints, build_runner  # noqa: E402
+from mmvit_plugins.utils.runner import (  # noqa: E402
+    allow_mmengine_checkpoints, build_runner, formatted_config_cache)
 
 
 def parse_args(argv=None):
@@ -103,7 +104,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as work_dir:
         cfg = prepare_train_cfg(args.config, work_dir=work_dir, cfg_options=options)
         cfg.log_level = 'WARNING'  # not the environment and config dumps of a training run
-        runner = build_runner(cfg)
+        with formatted_config_cache():
+            runner = build_runner(cfg)
         loader = runner.build_dataloader(cfg.train_dataloader)
         optim = runner.build_optim_wrapper(cfg.optim_wrapper)
         model = runner.model
