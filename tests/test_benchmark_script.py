@@ -1,22 +1,20 @@
-"""tools/analysis/benchmark_ops.py (from the command line) and benchmark_models.py (its ``main``
-in this process: no second interpreter start-up) run and write their tables and JSON (smoke
-tests: no timings are asserted; benchmarks are scripts, not tests)."""
+"""tools/analysis/benchmark_ops.py and benchmark_models.py (their ``main`` in this process: no
+second interpreter start-up; ``tests/test_gpu_check.py`` runs benchmark_ops.py from the command
+line) run and write their tables and JSON (smoke tests: no timings are asserted; benchmarks are
+scripts, not tests)."""
 import json
 import os.path as osp
-import subprocess
-import sys
 
 from _cli import run_main_here
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+BENCH_OPS = osp.join(ROOT, 'tools', 'analysis', 'benchmark_ops.py')
 BENCH_MODELS = osp.join(ROOT, 'tools', 'analysis', 'benchmark_models.py')
 
 
 def test_benchmark_quick(tmp_path):
     out = tmp_path / 'bench.json'
-    result = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', 'analysis', 'benchmark_ops.py'), '--quick',
-         '--out', str(out)], capture_output=True, text=True, cwd=ROOT)
+    result = run_main_here(BENCH_OPS, '--quick', '--out', out)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'fwd+bwd ms' in result.stdout and 'compiled' in result.stdout
     report = json.loads(out.read_text())

@@ -476,7 +476,7 @@ def print_gpu_targets(results, rows, copy_gbytes_per_s, dtype):
             for t, v, th, k in checks]
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--sweep', action='store_true', help='also run the sweep cases')
     parser.add_argument('--quick', action='store_true', help='tiny shapes (smoke test)')
@@ -498,7 +498,7 @@ def main():
     parser.add_argument('--rounds', type=int, default=41,
                         help='rounds of the interleaved ours-vs-yardstick timing (0: skip it)')
     parser.add_argument('--out', default='work_dirs/benchmark_ops.json', help='JSON output')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device is available')
     SETTINGS.update(device=args.device, dtype={'fp32': torch.float32, 'fp16': torch.float16,
