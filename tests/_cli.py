@@ -16,8 +16,9 @@ def import_tool(path: str) -> types.ModuleType:
     return module
 
 
-def run_main_here(path: str, *args) -> types.SimpleNamespace:
-    """The tool's ``main([str(a) for a in args])`` in this process (no interpreter start-up).
+def run_main_here(path: str, *args, cwd=None) -> types.SimpleNamespace:
+    """The tool's ``main([str(a) for a in args])`` in this process (no interpreter start-up),
+    from the working directory ``cwd`` if given (put back afterwards).
 
     Returns ``returncode``, ``stdout`` and ``stderr`` as the command line would: a
     ``sys.exit(message)`` is status 1 with the message on stderr; a traceback would propagate.
@@ -26,7 +27,8 @@ def run_main_here(path: str, *args) -> types.SimpleNamespace:
     main = import_tool(path).main
     out, err, code = io.StringIO(), io.StringIO(), 0
     environ = dict(os.environ)
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    where = contextlib.chdir(cwd) if cwd is not None else contextlib.nullcontext()
+    with where, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             main([str(a) for a in args])
         except SystemExit as e:

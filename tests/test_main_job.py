@@ -34,13 +34,13 @@ def test_train_without_coco_stops_with_a_clear_message(tmp_path):
     assert 'Traceback' not in out
 
 
-def test_test_without_data_stops_with_a_clear_message(tmp_path, monkeypatch):
+def test_test_without_data_stops_with_a_clear_message(tmp_path):
     ckpt = tmp_path / 'model.pth'
     import torch
     torch.save({'state_dict': {}}, ckpt)  # a readable checkpoint: the data is what is missing
-    monkeypatch.chdir(tmp_path)  # the config's relative data paths
     result = run_main_here(osp.join(ROOT, 'tools', 'test.py'),
-                           osp.join(ROOT, 'configs', 'segformer_hrvit_b1_ade20k.py'), ckpt)
+                           osp.join(ROOT, 'configs', 'segformer_hrvit_b1_ade20k.py'), ckpt,
+                           cwd=tmp_path)  # the config's data paths are relative
     out = result.stdout + result.stderr
     assert result.returncode != 0 and 'test.py: error: data not found: ' in out
     assert 'data/ade/ADEChallengeData2016/images/validation' in out and 'ADE20K' in out
@@ -67,14 +67,14 @@ def test_missing_data_paths_unwraps_dataset_wrappers(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_driver_end_to_end(demo_data, tmp_path, monkeypatch):
+def test_demo_driver_end_to_end(demo_data, tmp_path):
     """tools/demo.py on tiny demo data for one epoch: checkpoint, logs, metrics and the PNG."""
     work = tmp_path / 'work'
-    monkeypatch.chdir(tmp_path)
     result = run_main_here(osp.join(ROOT, 'tools', 'demo.py'), '--data-root', demo_data,
                            '--work-dir', work, '--num-images', '3', '--cfg-options',
                            'train_cfg.max_epochs=1',
-                           'train_dataloader.dataset.indices=4')  # one iteration of batch 4
+                           'train_dataloader.dataset.indices=4',  # one iteration of batch 4
+                           cwd=tmp_path)
     rc, out = result.returncode, result.stdout + result.stderr
     assert rc == 0, out[-3000:]
     assert 'demo data: found in' in out and 'demo summary' in out

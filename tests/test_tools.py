@@ -161,19 +161,12 @@ def test_resume_auto(trained, tmp_path):
     assert osp.isfile(osp.join(work_dir, 'epoch_2.pth'))
 
 
-def run_tool_here(tool, *args, cwd, monkeypatch):
-    """``tools/<tool>.py``'s ``main`` in this process (no interpreter start-up), from ``cwd``;
-    returns what :func:`run_tool` does."""
-    monkeypatch.chdir(cwd)
-    result = run_main_here(osp.join(TOOLS, f'{tool}.py'), *args)
-    return result.returncode, result.stdout + result.stderr
-
-
-def test_resume_from_path(trained, tiny_config, tmp_path, monkeypatch):
-    ckpt = osp.join(trained[0], 'epoch_1.pth')
-    rc, out = run_tool_here('train', tiny_config, '--work-dir', tmp_path / 'work', '--resume',
-                            ckpt, '--cfg-options', 'train_cfg.max_epochs=2', cwd=tmp_path,
-                            monkeypatch=monkeypatch)
+def test_resume_from_path(trained, tiny_config, tmp_path):
+    ckpt = osp.join(trained[0], 'epoch_1.pth')  # (in this process: no interpreter start-up)
+    result = run_main_here(osp.join(TOOLS, 'train.py'), tiny_config, '--work-dir',
+                           tmp_path / 'work', '--resume', ckpt, '--cfg-options',
+                           'train_cfg.max_epochs=2', cwd=tmp_path)
+    rc, out = result.returncode, result.stdout + result.stderr
     assert rc == 0, out
     assert 'resumed epoch: 1, iter: 2' in out
     assert osp.isfile(tmp_path / 'work' / 'epoch_2.pth')
