@@ -292,8 +292,9 @@ def test_autocast_module_and_mixed_dtypes():
     (2, 9, 11, 2, 5, 3, 1, True), (1, 13, 10, 3, 4, 5, 2, True), (1, 7, 7, 1, 8, 7, 1, False),
     (2, 15, 12, 2, 3, 3, 4, True), (1, 14, 16, 2, 16, 7, 2, True),
 ])
-def test_fused_matches_reference_float64(B, H, W, heads, d, ks, dil, rpb):
-    """na2d(fused=True): the fused kernels (the CUDA kernels' element code, run on the CPU)."""
+def test_fused_matches_reference_float64(B, H, W, heads, d, ks, dil, rpb, cpu_isa):
+    """na2d(fused=True) on the CPU: the forward is the vectorised loop of each CPU build, the
+    backward the CUDA kernels' element code run on the CPU."""
     q, k, v, bias = make_qkv(B, H, W, heads, d, ks, dil, rpb)
     leaves = [None if t is None else t.clone().requires_grad_() for t in (q, k, v, bias)]
     ours = na2d(*leaves[:3], ks, dil, leaves[3], 0.7, fused=True)
@@ -309,6 +310,58 @@ def test_fused_matches_reference_float64(B, H, W, heads, d, ks, dil, rpb):
     out, lse = torch.ops.mmvit_plugins.na2d_fused_forward(q, k, v, bias, ks, dil, 0.7)
     logits = na2d_qk_reference(q * 0.7, k, ks, dil, bias)
     torch.testing.assert_close(lse, torch.logsumexp(logits, -1), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize('d', [4, 8, 12, 16, 32])
+def test_fused_forward_float32_softmax_and_lse(d, cpu_isa):
+    """The float32 fused forward's own softmax (a vector exp) against float64: at the default
+    scale within 1e-5; with logits spread so wide that many weights underflow (e^x < FLT_MIN
+    gives 0) and one dominates, as close as PyTorch's float32 reference gets (its error there,
+    ~2e-5, is the float32 rounding of logits in the hundreds). d covers whole-vector head sizes
+    of both builds and ones with a scalar tail."""
+    torch.manual_seed(d)
+    q, k, v, bias = make_qkv(2, 9, 12, 3, d, 5, 1, True, dtype=torch.float32)
+    q64, k64, v64, b64 = (t.double() for t in (q, k, v, bias))
+    for scale in (d**-0.5, 30.0):
+        out, lse = torch.ops.mmvit_plugins.na2d_fused_forward(q, k, v, bias, 5, 1, scale)
+        ref = na2d_reference(q64, k64, v64, 5, 1, b64, scale)
+        logits = na2d_qk_reference(q64 * scale, k64, 5, 1, b64)
+        if scale < 1:
+            torch.testing.assert_close(out, ref.float(), rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(lse, logits.logsumexp(-1).float(), rtol=1e-5, atol=1e-5)
+            continue
+        assert (logits - logits.amax(-1, keepdim=True) < -87.4).any()  # the underflow is reached
+        ref32 = na2d_reference(q, k, v, 5, 1, bias, scale)
+        lse32 = na2d_qk_reference(q * scale, k, 5, 1, bias).logsumexp(-1)
+        for ours, theirs, exact in ((out, ref32, ref), (lse, lse32, logits.logsumexp(-1))):
+            err, err32 = ((t.double() - exact).abs().max().item() for t in (ours, theirs))
+            assert err <= 2 * err32 + 1e-6, (err, err32)
+
+
+@pytest.mark.parametrize('grad', [False, True])
+def test_cpu_default_is_fused_only_without_gradients(grad, monkeypatch):
+    """na2d(fused=None) on the CPU: the fused forward where no gradient is needed (inference),
+    the unfused ops (a faster backward on the CPU) where one is; the same result either way."""
+    import mmvit_plugins.ops.neighborhood_attn as na_mod
+    calls = {'fused': 0, 'qk': 0}
+    for name, key in (('NA2DFusedFunction', 'fused'), ('NA2DQKFunction', 'qk')):
+        original = getattr(na_mod, name).apply
+
+        def counted(*args, _key=key, _original=original):
+            calls[_key] += 1
+            return _original(*args)
+
+        monkeypatch.setattr(getattr(na_mod, name), 'apply', counted)
+    q, k, v, bias = make_qkv(1, 8, 9, 2, 4, 3, 1, True)
+    if grad:
+        q.requires_grad_()
+    out = na2d(q, k, v, 3, 1, bias)
+    torch.testing.assert_close(out, na2d_reference(q, k, v, 3, 1, bias), rtol=1e-12, atol=1e-12)
+    assert calls == ({'fused': 0, 'qk': 1} if grad else {'fused': 1, 'qk': 0})
+    with torch.no_grad():
+        q.requires_grad_(True)
+        na2d(q, k, v, 3, 1, bias)
+    assert calls['fused'] == 1 + (not grad)
 
 
 def test_fused_gradcheck_and_opcheck():

@@ -199,6 +199,10 @@ def _cast_all(dtype, *tensors):
     return [None if t is None else t.to(dtype) for t in tensors]
 
 
+def _needs_grad(*tensors) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def _qk(q, k, kernel_size, dilation, rpb):
     if not _ext.use_ext(q):
         return na2d_qk_reference(q, k, kernel_size, dilation, rpb)
@@ -272,9 +276,9 @@ def na2d(q: Tensor,
         scale (float, optional): query scale. Defaults to None, meaning ``d ** -0.5``.
         fused (bool, optional): the fused kernels (:class:`NA2DFusedFunction`: no ``k*k``
             tensor in memory) instead of :func:`na2d_qk` + softmax + :func:`na2d_av`, where
-            compiled kernels exist (else the reference). Defaults to None: fused on CUDA, unfused
-            on the CPU, where the unfused kernels are about 2.5x faster (B=2, 56x56, 4 heads,
-            d=32, k=7: 6 / 14 ms forward / backward against 15 / 38 ms fused).
+            compiled kernels exist (else the reference). Defaults to None: fused on CUDA; on the
+            CPU fused only when no gradient is needed (inference), since the CPU's fused
+            backward (the CUDA kernels' element code) is slower than the unfused one.
 
     Returns:
         Tensor: ``[B, H, W, heads, d]``.
@@ -287,7 +291,7 @@ def na2d(q: Tensor,
     if scale is None:
         scale = q.shape[-1]**-0.5
     if fused is None:
-        fused = q.device.type == 'cuda'
+        fused = q.device.type == 'cuda' or not _needs_grad(q, k, v, rpb)
     if fused and _ext.use_ext(q):
         q_, k_, v_, rpb_ = _cast_all(compute_dtype(q), q, k, v, rpb)
         out = NA2DFusedFunction.apply(q_, k_, v_, rpb_, kernel_size, dilation, float(scale))
@@ -359,7 +363,7 @@ class NeighborhoodAttention2D(BaseModule):
             attn = na2d_qk(q * self.scale, k, self.kernel_size, self.dilation, self.rpb)
             attn = self.attn_drop(attn.softmax(dim=-1))
             out = na2d_av(attn, v, self.kernel_size, self.dilation)  # [B, H, W, heads, d]
-        else:  # fused on CUDA (no dropout on the weights needed)
+        else:  # fused on CUDA and in inference (no dropout on the weights needed)
             out = na2d(q, k, v, self.kernel_size, self.dilation, self.rpb, self.scale)
         return self.proj_drop(self.proj(out.reshape(B, H, W, C)))
 

@@ -1,7 +1,8 @@
 // Neighbourhood attention 2-D on the CPU (NATTEN semantics, heads-last [B, H, W, heads, X]).
 //
-// Three loops cover all six entry points (na2d_cpu.h): na_dot (qk forward, av grad_attn),
-// na_sum (av forward, qk grad_q) and na_inverse_sum (qk grad_k, av grad_v). They live in
+// Three loops cover the six unfused entry points (na2d_cpu.h): na_dot (qk forward, av
+// grad_attn), na_sum (av forward, qk grad_q) and na_inverse_sum (qk grad_k, av grad_v); a fourth,
+// na_attend, is the fused forward (its backward: na2d_fused_cpu.cpp). They live in
 // na2d_cpu_kernels.h, compiled once per instruction set (cpu_isa.h); the entry points here check
 // the inputs, build the window tables and dispatch to the active build.
 // na_inverse_sum gathers over the "inverse neighbourhood" of key j (the queries whose clamped
@@ -164,6 +165,29 @@ std::tuple<at::Tensor, at::Tensor> na2d_av_backward_cpu(const at::Tensor& grad_i
   return {dattn, dv};
 }
 
+// The fused forward (out and the log-sum-exp of the logits; the backward, na2d_fused_cpu.cpp,
+// recomputes the weights from them): every query's k*k logits stay in an L1 buffer.
+std::tuple<at::Tensor, at::Tensor> na2d_fused_forward_cpu(const at::Tensor& q_in,
+                                                          const at::Tensor& k_in,
+                                                          const at::Tensor& v_in,
+                                                          const c10::optional<at::Tensor>& rpb_in,
+                                                          int64_t kernel_size, int64_t dilation,
+                                                          double scale) {
+  check_na_fused(q_in, k_in, v_in, rpb_in, kernel_size, dilation);
+  const bool has_rpb = rpb_in.has_value() && rpb_in->defined();
+  const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+  const at::Tensor rpb = has_rpb ? rpb_in->contiguous() : at::Tensor();
+  const Geometry g(q, kernel_size, dilation);
+  at::Tensor out = at::empty_like(q), lse = at::empty({g.B, g.H, g.W, g.heads}, q.options());
+  AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "na2d_fused_forward_cpu", [&] {
+    MMVIT_CPU_DISPATCH(na_attend<scalar_t>, g, q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(),
+                       v.data_ptr<scalar_t>(), has_rpb ? rpb.data_ptr<scalar_t>() : nullptr,
+                       scalar_t(scale), out.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>(),
+                       int(q.size(4)));
+  });
+  return {out, lse};
+}
+
 }  // namespace
 }  // namespace mmvit
 
@@ -172,4 +196,5 @@ TORCH_LIBRARY_IMPL(mmvit_plugins, CPU, m) {
   m.impl("na2d_qk_backward", &mmvit::na2d_qk_backward_cpu);
   m.impl("na2d_av_forward", &mmvit::na2d_av_forward_cpu);
   m.impl("na2d_av_backward", &mmvit::na2d_av_backward_cpu);
+  m.impl("na2d_fused_forward", &mmvit::na2d_fused_forward_cpu);
 }

@@ -29,6 +29,8 @@ struct NaGeometry {
 //   na_sum          out[i,h,:] = sum_t w[i,h,t] b[n(i,t),h,:]   av forward, qk grad_q
 //   na_inverse_sum  out[j,h,:] = sum_{(i,t): n(i,t)=j} w[i,h,t] a[i,h,:]
 //                                                               qk grad_k, av grad_v
+//   na_attend       out[i,h,:] = sum_t p[t] v[n(i,t),h,:], p = softmax_t(scale <q, k_t> + rpb),
+//                   lse[i,h] = log sum_t exp(logit_t) (when lse is given)   fused forward
 // All are parallel over (b, y) rows and write every output element exactly once.
 #define MMVIT_DECLARE_NA_LOOPS(ns)                                                          \
   namespace ns {                                                                          \
@@ -38,6 +40,9 @@ struct NaGeometry {
   void na_sum(const NaGeometry& g, const T* w, const T* b, T* out, int d);                \
   template <typename T>                                                                   \
   void na_inverse_sum(const NaGeometry& g, const T* w, const T* a, T* out, int d);        \
+  template <typename T>                                                                   \
+  void na_attend(const NaGeometry& g, const T* q, const T* k, const T* v, const T* rpb,    \
+                 T scale, T* out, T* lse, int d);                                         \
   }
 
 MMVIT_DECLARE_NA_LOOPS(cpu_baseline)

@@ -1,7 +1,8 @@
-// Fused neighbourhood attention on the CPU: the CUDA kernels' element functions
+// The fused neighbourhood attention's backward on the CPU: the CUDA kernels' element functions
 // (cuda/na2d_kernels.cuh), run in parallel loops over the queries / keys with a per-thread scratch
-// buffer. It gives `na2d(..., fused=True)` on the CPU and runs the very code of the GPU kernels in
-// every CPU test. float32 and float64.
+// buffer. It gives the backward of `na2d(..., fused=True)` on the CPU and runs the very code of
+// the GPU kernels in every CPU test of it. float32 and float64. (The fused forward on the CPU is
+// the vectorised na_attend loop of na2d_cpu_kernels.h, in na2d_cpu.cpp.)
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
@@ -30,27 +31,6 @@ void parallel_elements(int64_t n, int64_t per, const F& fn) {
     std::vector<T> scratch(std::max<int64_t>(per, 1));
     for (int64_t i = begin; i < end; ++i) fn(i, scratch.data());
   });
-}
-
-std::tuple<at::Tensor, at::Tensor> na2d_fused_forward_cpu(const at::Tensor& q_in,
-                                                          const at::Tensor& k_in,
-                                                          const at::Tensor& v_in,
-                                                          const c10::optional<at::Tensor>& rpb,
-                                                          int64_t kernel_size, int64_t dilation,
-                                                          double scale) {
-  check_na_fused(q_in, k_in, v_in, rpb, kernel_size, dilation);
-  const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
-  const at::Tensor r = rpb.has_value() && rpb->defined() ? rpb->contiguous() : at::Tensor();
-  const NaShape s = shape_of(q, kernel_size, dilation);
-  at::Tensor out = at::empty_like(q), lse = at::empty({s.B, s.H, s.W, s.heads}, q.options());
-  AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "na2d_fused_forward_cpu", [&] {
-    using T = scalar_t;
-    parallel_elements<T>(lse.numel(), kernel_size * kernel_size, [&](int64_t i, T* p) {
-      na_fused_forward_element<T, T>(i, s, ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(r),
-                                     T(scale), out.data_ptr<T>(), lse.data_ptr<T>(), p);
-    });
-  });
-  return {out, lse};
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> na2d_fused_backward_cpu(
@@ -110,6 +90,5 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> na2d_fused_backward_c
 }  // namespace mmvit
 
 TORCH_LIBRARY_IMPL(mmvit_plugins, CPU, m) {
-  m.impl("na2d_fused_forward", &mmvit::na2d_fused_forward_cpu);
   m.impl("na2d_fused_backward", &mmvit::na2d_fused_backward_cpu);
 }
