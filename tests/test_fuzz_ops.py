@@ -186,8 +186,9 @@ def test_na2d_av_matches_reference(case, la, lv, lg):
 @given(case=na_cases(), lq=layouts, lk=layouts, lv=layouts, lr=layouts, lg=layouts,
        scale=st.one_of(st.none(), st.floats(0.05, 2.0)))
 def test_na2d_fused_matches_reference(case, lq, lk, lv, lr, lg, scale):
-    """``na2d(fused=True)``: the CUDA kernels' element code run on the CPU; forward in
-    inference mode too (the eval path), and the saved log-sum-exp."""
+    """``na2d(fused=True)``: the vectorised CPU forward of the case's ISA build, the backward
+    the CUDA kernels' element code run on the CPU; forward in inference mode too (the eval
+    path), and the saved log-sum-exp."""
     use_isa(case)
     gen = torch.Generator().manual_seed(case['seed'])
     B, H, W, heads, d, ks, dil = (case[n] for n in ('B', 'H', 'W', 'heads', 'd', 'ks', 'dil'))
