@@ -69,9 +69,24 @@ static inline void with_vector_count(int d, const F& fn) {
   else fn.template operator()<0>();
 }
 
+// s[t] = <q, window tap t of p> (+ rpb[h] at the tap's relative offset), t < k * k: one query's
+// logits, wy / wx its window.
+template <typename T, int VC>
+MMVIT_INLINE void window_logits(const NaGeometry& g, const T* q, const T* p, const T* rpb, int h,
+                                const AxisWindow& wy, const AxisWindow& wx, int64_t tap_x,
+                                int64_t tap_y, int d, T* s) {
+  const int k = g.k, R = 2 * k - 1;
+  for (int my = 0; my < k; ++my) dot_row<T, VC>(q, p + my * tap_y, tap_x, k, d, s + my * k);
+  if (rpb) {
+    const T* r = rpb + (int64_t(h) * R + wy.rpb_off) * R + wx.rpb_off;
+    for (int my = 0; my < k; ++my)
+      for (int mx = 0; mx < k; ++mx) s[my * k + mx] += r[my * R + mx];
+  }
+}
+
 template <typename T>
 void na_dot(const NaGeometry& g, const T* a, const T* b, const T* rpb, T* out, int d) {
-  const int k = g.k, K = k * k, R = 2 * k - 1, heads = g.heads;
+  const int K = g.k * g.k, heads = g.heads;
   const int64_t tap_x = int64_t(g.dil) * heads * d;      // between taps of a window row
   const int64_t tap_y = int64_t(g.W) * g.dil * heads * d;  // between window rows
   at::parallel_for(0, int64_t(g.B) * g.H, 1, [&](int64_t begin, int64_t end) {
@@ -83,16 +98,8 @@ void na_dot(const NaGeometry& g, const T* a, const T* b, const T* rpb, T* out, i
           const AxisWindow wx = g.tx.win[x];
           const int64_t i = g.pixel(bi, y, x), first = g.pixel(bi, wy.start, wx.start);
           for (int h = 0; h < heads; ++h) {
-            const T* ai = a + (i * heads + h) * d;
-            const T* b0 = b + (first * heads + h) * d;
-            T* o = out + (i * heads + h) * K;
-            for (int my = 0; my < k; ++my)
-              dot_row<T, VC>(ai, b0 + my * tap_y, tap_x, k, d, o + my * k);
-            if (rpb) {
-              const T* r = rpb + (int64_t(h) * R + wy.rpb_off) * R + wx.rpb_off;
-              for (int my = 0; my < k; ++my)
-                for (int mx = 0; mx < k; ++mx) o[my * k + mx] += r[my * R + mx];
-            }
+            window_logits<T, VC>(g, a + (i * heads + h) * d, b + (first * heads + h) * d, rpb, h,
+                                 wy, wx, tap_x, tap_y, d, out + (i * heads + h) * K);
           }
         }
       }
@@ -298,7 +305,7 @@ template <typename T>
 void na_attend(const NaGeometry& g, const T* q, const T* k, const T* v, const T* rpb, T scale,
                T* out, T* lse, int d) {
   constexpr int L = Simd<T, kVecBytes>::L;
-  const int kk = g.k, K = kk * kk, KP = (K + L - 1) / L * L, R = 2 * kk - 1, heads = g.heads;
+  const int kk = g.k, K = kk * kk, KP = (K + L - 1) / L * L, heads = g.heads;
   const int64_t tap_x = int64_t(g.dil) * heads * d;
   const int64_t tap_y = int64_t(g.W) * g.dil * heads * d;
   at::parallel_for(0, int64_t(g.B) * g.H, 1, [&](int64_t begin, int64_t end) {
@@ -314,14 +321,7 @@ void na_attend(const NaGeometry& g, const T* q, const T* k, const T* v, const T*
           for (int h = 0; h < heads; ++h) {
             const int64_t ih = i * heads + h, fh = first * heads + h;
             for (int c = 0; c < d; ++c) qs[c] = q[ih * d + c] * scale;  // as q * scale before qk
-            const T* k0 = k + fh * d;
-            for (int my = 0; my < kk; ++my)
-              dot_row<T, VC>(qs, k0 + my * tap_y, tap_x, kk, d, s + my * kk);
-            if (rpb) {
-              const T* r = rpb + (int64_t(h) * R + wy.rpb_off) * R + wx.rpb_off;
-              for (int my = 0; my < kk; ++my)
-                for (int mx = 0; mx < kk; ++mx) s[my * kk + mx] += r[my * R + mx];
-            }
+            window_logits<T, VC>(g, qs, k + fh * d, rpb, h, wy, wx, tap_x, tap_y, d, s);
             const T l = softmax_in_place(s, K, KP);
             if (lse) lse[ih] = l;
             weighted_sum<T>(s, v + fh * d, tap_x, tap_y, kk, d, out + ih * d);
