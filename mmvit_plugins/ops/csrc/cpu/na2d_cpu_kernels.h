@@ -84,6 +84,20 @@ MMVIT_INLINE void window_logits(const NaGeometry& g, const T* q, const T* p, con
   }
 }
 
+// fn(i, first, wy, wx) for every pixel of the image rows [begin, end) (row = b * H + y): i the
+// query's pixel, first the pixel of its window's first tap, wy / wx its window on each axis.
+template <typename F>
+MMVIT_INLINE void for_each_query(const NaGeometry& g, int64_t begin, int64_t end, const F& fn) {
+  for (int64_t row = begin; row < end; ++row) {
+    const int bi = int(row / g.H), y = int(row % g.H);
+    const AxisWindow wy = g.ty.win[y];
+    for (int x = 0; x < g.W; ++x) {
+      const AxisWindow wx = g.tx.win[x];
+      fn(g.pixel(bi, y, x), g.pixel(bi, wy.start, wx.start), wy, wx);
+    }
+  }
+}
+
 template <typename T>
 void na_dot(const NaGeometry& g, const T* a, const T* b, const T* rpb, T* out, int d) {
   const int K = g.k * g.k, heads = g.heads;
@@ -91,18 +105,12 @@ void na_dot(const NaGeometry& g, const T* a, const T* b, const T* rpb, T* out, i
   const int64_t tap_y = int64_t(g.W) * g.dil * heads * d;  // between window rows
   at::parallel_for(0, int64_t(g.B) * g.H, 1, [&](int64_t begin, int64_t end) {
     with_vector_count<T>(d, [&]<int VC>() {
-      for (int64_t row = begin; row < end; ++row) {
-        const int bi = int(row / g.H), y = int(row % g.H);
-        const AxisWindow wy = g.ty.win[y];
-        for (int x = 0; x < g.W; ++x) {
-          const AxisWindow wx = g.tx.win[x];
-          const int64_t i = g.pixel(bi, y, x), first = g.pixel(bi, wy.start, wx.start);
-          for (int h = 0; h < heads; ++h) {
-            window_logits<T, VC>(g, a + (i * heads + h) * d, b + (first * heads + h) * d, rpb, h,
-                                 wy, wx, tap_x, tap_y, d, out + (i * heads + h) * K);
-          }
-        }
-      }
+      for_each_query(g, begin, end, [&](int64_t i, int64_t first, const AxisWindow& wy,
+                                        const AxisWindow& wx) {
+        for (int h = 0; h < heads; ++h)
+          window_logits<T, VC>(g, a + (i * heads + h) * d, b + (first * heads + h) * d, rpb, h,
+                               wy, wx, tap_x, tap_y, d, out + (i * heads + h) * K);
+      });
     });
   });
 }
@@ -167,16 +175,12 @@ void na_sum(const NaGeometry& g, const T* w, const T* b, T* out, int d) {
   const int64_t tap_x = int64_t(g.dil) * heads * d;
   const int64_t tap_y = int64_t(g.W) * g.dil * heads * d;
   at::parallel_for(0, int64_t(g.B) * g.H, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int bi = int(row / g.H), y = int(row % g.H);
-      const AxisWindow wy = g.ty.win[y];
-      for (int x = 0; x < g.W; ++x) {
-        const int64_t i = g.pixel(bi, y, x), first = g.pixel(bi, wy.start, g.tx.win[x].start);
-        for (int h = 0; h < heads; ++h)
-          weighted_sum<T>(w + (i * heads + h) * K, b + (first * heads + h) * d, tap_x, tap_y, k,
-                          d, out + (i * heads + h) * d);
-      }
-    }
+    for_each_query(g, begin, end, [&](int64_t i, int64_t first, const AxisWindow&,
+                                      const AxisWindow&) {
+      for (int h = 0; h < heads; ++h)
+        weighted_sum<T>(w + (i * heads + h) * K, b + (first * heads + h) * d, tap_x, tap_y, k, d,
+                        out + (i * heads + h) * d);
+    });
   });
 }
 
@@ -312,22 +316,17 @@ void na_attend(const NaGeometry& g, const T* q, const T* k, const T* v, const T*
     T* s = new T[KP + d];  // one query's logits, then its weights; its scaled query
     T* qs = s + KP;
     with_vector_count<T>(d, [&]<int VC>() {
-      for (int64_t row = begin; row < end; ++row) {
-        const int bi = int(row / g.H), y = int(row % g.H);
-        const AxisWindow wy = g.ty.win[y];
-        for (int x = 0; x < g.W; ++x) {
-          const AxisWindow wx = g.tx.win[x];
-          const int64_t i = g.pixel(bi, y, x), first = g.pixel(bi, wy.start, wx.start);
-          for (int h = 0; h < heads; ++h) {
-            const int64_t ih = i * heads + h, fh = first * heads + h;
-            for (int c = 0; c < d; ++c) qs[c] = q[ih * d + c] * scale;  // as q * scale before qk
-            window_logits<T, VC>(g, qs, k + fh * d, rpb, h, wy, wx, tap_x, tap_y, d, s);
-            const T l = softmax_in_place(s, K, KP);
-            if (lse) lse[ih] = l;
-            weighted_sum<T>(s, v + fh * d, tap_x, tap_y, kk, d, out + ih * d);
-          }
+      for_each_query(g, begin, end, [&](int64_t i, int64_t first, const AxisWindow& wy,
+                                        const AxisWindow& wx) {
+        for (int h = 0; h < heads; ++h) {
+          const int64_t ih = i * heads + h, fh = first * heads + h;
+          for (int c = 0; c < d; ++c) qs[c] = q[ih * d + c] * scale;  // as q * scale before qk
+          window_logits<T, VC>(g, qs, k + fh * d, rpb, h, wy, wx, tap_x, tap_y, d, s);
+          const T l = softmax_in_place(s, K, KP);
+          if (lse) lse[ih] = l;
+          weighted_sum<T>(s, v + fh * d, tap_x, tap_y, kk, d, out + ih * d);
         }
-      }
+      });
     });
     delete[] s;
   });
