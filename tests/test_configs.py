@@ -145,3 +145,37 @@ def test_hrvit_segformer_head_bad_arguments():
                            interpolate_mode='area')
     with pytest.raises(ValueError, match='in_channels and in_index'):
         HRViTSegformerHead(in_channels=[8, 16, 24], in_index=[0, 1], channels=8, num_classes=2)
+
+
+def test_external_bases_resolve_from_an_index_read_once(monkeypatch):
+    """``_base_ = 'mmdet::...'``: with mmvit_plugins imported, mmengine resolves such bases from
+    each package's model index read once per process, to the files its own lookup gives, and
+    still raises its own error for a name the package does not have."""
+    from mmengine.config import utils as config_utils
+
+    import mmvit_plugins.utils.config_index as config_index
+    config_index.index_external_configs()
+    config_index.index_external_configs()  # idempotent
+    lookup = config_utils._get_cfg_metainfo
+    assert lookup is config_index._cached_metainfo
+    original = lookup.original
+    import mmdet
+    package = osp.dirname(mmdet.__file__)
+    for name in ('retinanet/retinanet_r50_fpn_1x_coco.py', 'detr/detr_r50_8xb2-150e_coco.py'):
+        assert lookup(package, name) == original(package, name)
+    for name in ('no_such/config', 'retinanet/retinanet_r50_fpn_1x_coco'):  # (the second: as
+        errors = []  # mmengine asks for a base; it then takes the file from .mim/configs)
+        for fn in (lookup, original):
+            with pytest.raises(ValueError) as e:
+                fn(package, name)
+            errors.append(str(e.value))
+        assert errors[0] == errors[1] and errors[0].endswith(f'but got {name}')
+    loads = []
+    real_load = config_index.load
+    monkeypatch.setattr(config_index, 'load', lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    monkeypatch.setattr(config_index, '_indexes', {})
+    for _ in range(2):
+        cfg = Config.fromfile(osp.join(ROOT, 'configs', 'cascade_maskrcnn_hrvit_b1_coco.py'))
+    assert cfg.model.backbone.type == 'HRViT'
+    index_files = [a[0] for a in loads]
+    assert index_files and len(index_files) == len(set(index_files))  # each file read once
