@@ -81,9 +81,12 @@ def test_config_parses_and_builds(path):
         assert data_root == DATA_ROOTS[dataset]
     else:
         assert data_root.startswith('data/demo/')
-    model = build_model(cfg)
+    with torch.device('meta'):  # every module built, no constructor's default init computed
+        model = build_model(cfg)
     assert type(model.backbone).__name__ in ('HRViT', 'ELSASwin', 'Container', 'CloFormer',
                                              'MAFormer')
+    assert all(p.is_meta for p in model.parameters())
+    model.to_empty(device='cpu')  # memory for init_weights (buffers left unset: no forward)
     model.init_weights()  # the Pretrained placeholder without a checkpoint: from scratch
 
 

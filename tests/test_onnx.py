@@ -145,19 +145,27 @@ def test_size_arithmetic_exports_symbolically(tmp_path):
         assert err <= TOL
 
 
+# Families exported without the graph optimiser only: on HRViT's multi-branch graph its
+# rewriter (270k pattern matches) is 60% of the export, 30-40 s of the suite on 2 cores. The other
+# families' first exports and the tool's own runs (test_whole_classifier_through_the_tool) check
+# the optimised files.
+UNOPTIMISED = {'hrvit'}
+
+
 def check_exported_family(family, tmp_path, monkeypatch, sizes, dynamic):
     """Export the tiny ``family`` backbone (once with ``dynamic``, else once per size), run
     every file with onnxruntime at ``sizes`` and compare with PyTorch running the compiled ops;
     the exports must have traced the references. The first export goes through the exporter's
     graph optimiser (the tool's default), the others not (``--no-optimize``: the optimiser is
-    about 40% of an export's time). Returns the errors."""
+    about 40% of an export's time), except HRViT's (see ``UNOPTIMISED``). Returns the errors."""
     torch.manual_seed(0)
     model = randomise(TINY[family]())
     calls = count_calls(monkeypatch, OP_PATHS.get(family, []))
     results = []
     for i, (n, h, w) in enumerate(sizes[:1] if dynamic else sizes):
         path = str(tmp_path / f'{family}_{i}.onnx')
-        names = p2o.export_onnx(model, path, (h, w), dynamic=dynamic, optimize=i == 0)
+        optimize = i == 0 and family not in UNOPTIMISED
+        names = p2o.export_onnx(model, path, (h, w), dynamic=dynamic, optimize=optimize)
         assert names == [f'out{i}' for i in range(len(model.out_indices))]
         assert onnx_domains(path) <= {'', 'ai.onnx'}  # standard operators only
         inp = ort.InferenceSession(path, providers=['CPUExecutionProvider']).get_inputs()[0]

@@ -52,6 +52,13 @@ def token_attention(q: Tensor, k: Tensor, v: Tensor, num_heads: int,
     return out.transpose(1, 2).reshape(B, N, C)
 
 
+def drop_path_rates(drop_path_rate: float, num_blocks: int) -> list:
+    """The stochastic-depth rate of each of ``num_blocks`` blocks, rising linearly from 0 to
+    ``drop_path_rate`` (the original codes' ``torch.linspace``), as floats. Computed on the CPU
+    whatever the default device, so that a model also builds under ``torch.device('meta')``."""
+    return torch.linspace(0, drop_path_rate, num_blocks, device='cpu').tolist()
+
+
 class ArchBackbone(BaseModule):
     """Base of the backbones: ``arch`` from :attr:`arch_zoo` or a dict, the OpenMMLab
     ``init_cfg`` / ``frozen_stages`` / ``norm_eval`` behaviour.

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from ...registry import MODELS
 from ...utils.convert import convert_classifier
-from ._base import ArchBackbone, conv_map_attention
+from ._base import ArchBackbone, drop_path_rates, conv_map_attention
 
 
 def gn(channels: int) -> nn.GroupNorm:
@@ -239,7 +239,7 @@ class CloFormer(ArchBackbone):
         dims = tuple(arch['embed_dims'])
         self.channels = dims
         self.patch_embed = Stem(in_channels, dims[0])
-        rates = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
+        rates = drop_path_rates(drop_path_rate, sum(self.depths))
         self.layers = nn.ModuleList()
         n = 0
         for i, depth in enumerate(self.depths):

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from ...registry import MODELS
 from ...utils.convert import convert_classifier
-from ._base import ArchBackbone, conv_map_attention
+from ._base import ArchBackbone, drop_path_rates, conv_map_attention
 
 
 class PatchEmbed(nn.Module):
@@ -188,7 +188,7 @@ class Container(ArchBackbone):
         out_indices = self.out_indices
         dims, depths = arch['embed_dims'], arch['depths']
         self.channels = tuple(dims)
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        rates = drop_path_rates(drop_path_rate, sum(depths))
         prev = in_channels
         for i in range(4):
             self.add_module(f'patch_embed{i + 1}',

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from ...ops import elsa_aggregate
 from ...ops._checks import check_window
 from ...registry import MODELS
-from ._base import ArchBackbone
+from ._base import ArchBackbone, drop_path_rates
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -404,7 +404,7 @@ class ELSASwin(ArchBackbone):
         self.channels = tuple(E * 2**i for i in range(4))
 
         self.patch_embed = PatchEmbed(in_channels, E)
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        rates = drop_path_rates(drop_path_rate, sum(depths))
         self.layers = nn.ModuleList()
         for i, (dims, depth, h) in enumerate(zip(self.channels, depths, heads)):
             dpr = rates[sum(depths[:i]):sum(depths[:i + 1])]

@@ -31,7 +31,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ...registry import MODELS
-from ._base import ArchBackbone
+from ._base import ArchBackbone, drop_path_rates
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -395,7 +395,7 @@ class HRViT(ArchBackbone):
         self.stem.add_module('bn2', _bn(norm_cfg, self.stem_channels))
         self.stem.add_module('relu2', nn.ReLU(inplace=True))
 
-        rates = torch.linspace(0, drop_path_rate, sum(max(d) for d in depths)).tolist()
+        rates = drop_path_rates(drop_path_rate, sum(max(d) for d in depths))
         self.features = nn.ModuleList()
         prev = [self.stem_channels]
         start = 0

@@ -54,7 +54,7 @@ from torch import Tensor, nn
 from ...ops import NeighborhoodAttention2D
 from ...ops._checks import check_window
 from ...registry import MODELS
-from ._base import ArchBackbone, token_attention
+from ._base import ArchBackbone, drop_path_rates, token_attention
 
 LOCAL_ATTNS = ('window', 'neighborhood')
 FUSIONS = ('parallel', 'sequential')
@@ -443,7 +443,7 @@ class MAFormer(ArchBackbone):
                                  f'{dims}')
         self.channels = dims
         self.local_attn, self.fusion, self.pos = local_attn, fusion, pos
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        rates = drop_path_rates(drop_path_rate, sum(depths))
         common = dict(mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop_rate,
                       attn_drop=attn_drop_rate, with_cp=with_cp)
         self.patch_embed = ConvEmbed(in_channels, dims[0], stem=True)
