@@ -1,7 +1,8 @@
 """mmvit_plugins: recent vision backbones and sliding-window attention ops for OpenMMLab.
 
 Importing the package registers all of its models in mmengine's root ``MODELS`` registry, where
-mmdet, mmseg and mmpretrain configs find them (see :mod:`mmvit_plugins.registry`). Load it from
+mmdet, mmseg and mmpretrain configs find them (see :mod:`mmvit_plugins.registry`); the mmseg
+decode heads as soon as ``mmseg.models`` is imported (:mod:`mmvit_plugins.models`). Load it from
 a config with ``custom_imports = dict(imports=['mmvit_plugins'], allow_failed_imports=False)``.
 Importing it also lets ``torch.load(weights_only=True)`` read mmengine's checkpoints
 (:func:`mmvit_plugins.utils.allow_mmengine_checkpoints`), and makes mmengine read each package's

@@ -13,6 +13,9 @@ LIBS = ['mmdet', 'mmseg', 'mmpretrain']
 
 
 def our_names():
+    """Every name we register; the mmseg decode heads register once ``mmseg.models`` is
+    imported (``mmvit_plugins.models``), so it is imported first."""
+    importlib.import_module('mmseg.models')
     return sorted(n for n, c in ROOT._module_dict.items()
                   if c.__module__.startswith('mmvit_plugins.'))
 
@@ -51,9 +54,15 @@ BUILD = textwrap.dedent('''
     results = []
     for lib, path in zip(sys.argv[1::2], sys.argv[2::2]):
         cfg = Config.fromfile(path)  # runs custom_imports
+        if lib == 'mmdet':  # the first: our import did not import mmseg's models
+            results.append(f"mmseg.models:{'mmseg.models' in sys.modules}")
         registry = importlib.import_module(lib + '.registry').MODELS
         with DefaultScope.overwrite_default_scope(cfg.default_scope):
             model, op = registry.build(cfg.model), registry.build(cfg.op)
+            if lib == 'mmseg':  # our decode head, registered as mmseg's scope imports its models
+                head = registry.build(dict(type='HRViTSegformerHead', in_channels=[8, 16],
+                                           in_index=[0, 1], channels=8, num_classes=3))
+                results.append(f'{lib}:{type(head).__name__}')
         results.append(f'{lib}:{type(model).__name__}:{type(op).__name__}')
     print(' '.join(results))
 ''')
@@ -68,5 +77,6 @@ def test_config_with_custom_imports_resolves_in_each_library(tmp_path):
     result = subprocess.run([sys.executable, '-c', BUILD, *args], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == [
-        f'{lib}:NeighborhoodAttention2D:ELSAAggregation' for lib in LIBS
-    ]
+        'mmseg.models:False', 'mmdet:NeighborhoodAttention2D:ELSAAggregation',
+        'mmseg:HRViTSegformerHead', 'mmseg:NeighborhoodAttention2D:ELSAAggregation',
+        'mmpretrain:NeighborhoodAttention2D:ELSAAggregation']
